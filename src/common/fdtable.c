@@ -1,0 +1,232 @@
+/* Descriptor tables: see fdtable.h. Both tables are arrays indexed by
+ * descriptor number and grown on demand; one mutex guards them because
+ * updates are rare (connect, accept, close of a wrapped socket) and the
+ * common case of an untracked descriptor is answered without the lock. */
+#include "common/fdtable.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nl_sock **wrapped;     /* [fd] -> sock */
+static size_t wrapped_cap;
+static atomic_int wrapped_count;
+static unsigned char *guarded;       /* [fd] -> 1 when ours */
+static size_t guarded_cap;
+static atomic_int guarded_count;
+
+void nl_fdtable_lock(void) { pthread_mutex_lock(&table_lock); }
+void nl_fdtable_unlock(void) { pthread_mutex_unlock(&table_lock); }
+void nl_sock_lock(void) { pthread_mutex_lock(&table_lock); }
+void nl_sock_unlock(void) { pthread_mutex_unlock(&table_lock); }
+
+static int grow(void **array, size_t *cap, size_t elem, size_t need)
+{
+    if (need < *cap)
+        return 0;
+    size_t n = *cap ? *cap : 1024;
+    while (n <= need)
+        n *= 2;
+    void *p = realloc(*array, n * elem);
+    if (p == NULL)
+        return -1;
+    memset((char *)p + *cap * elem, 0, (n - *cap) * elem);
+    *array = p;
+    *cap = n;
+    return 0;
+}
+
+struct nl_sock *nl_sock_new(int family)
+{
+    struct nl_sock *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->refs = 1;
+    s->family = family;
+    s->tcp_fd = -1;
+    return s;
+}
+
+static void sock_put_locked(struct nl_sock *s)
+{
+    if (s != NULL && --s->refs == 0)
+        free(s);
+}
+
+void nl_sock_put(struct nl_sock *s)
+{
+    pthread_mutex_lock(&table_lock);
+    sock_put_locked(s);
+    pthread_mutex_unlock(&table_lock);
+}
+
+int nl_wrapped_add(int fd, struct nl_sock *s)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -1;
+    pthread_mutex_lock(&table_lock);
+    if (grow((void **)&wrapped, &wrapped_cap, sizeof(*wrapped), (size_t)fd) != 0) {
+        pthread_mutex_unlock(&table_lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    if (wrapped[fd] != NULL)
+        sock_put_locked(wrapped[fd]);
+    else
+        atomic_fetch_add(&wrapped_count, 1);
+    s->refs++;
+    wrapped[fd] = s;
+    pthread_mutex_unlock(&table_lock);
+    return 0;
+}
+
+bool nl_wrapped_any(void)
+{
+    return atomic_load(&wrapped_count) > 0;
+}
+
+struct nl_sock *nl_wrapped_get(int fd)
+{
+    if (fd < 0 || !nl_wrapped_any())
+        return NULL;
+    struct nl_sock *s = NULL;
+    pthread_mutex_lock(&table_lock);
+    if ((size_t)fd < wrapped_cap && wrapped[fd] != NULL) {
+        s = wrapped[fd];
+        s->refs++;
+    }
+    pthread_mutex_unlock(&table_lock);
+    if (s == NULL)
+        return NULL;
+    /* The number may have been closed behind our back (a raw syscall, exec)
+     * and reused for another file: only answer for the same file. */
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_ino != s->ino || st.st_dev != s->dev) {
+        nl_sock_put(s);
+        nl_wrapped_remove(fd);
+        return NULL;
+    }
+    return s;
+}
+
+void nl_wrapped_remove(int fd)
+{
+    if (fd < 0 || !nl_wrapped_any())
+        return;
+    pthread_mutex_lock(&table_lock);
+    if ((size_t)fd < wrapped_cap && wrapped[fd] != NULL) {
+        sock_put_locked(wrapped[fd]);
+        wrapped[fd] = NULL;
+        atomic_fetch_sub(&wrapped_count, 1);
+    }
+    pthread_mutex_unlock(&table_lock);
+}
+
+void nl_wrapped_dup(int oldfd, int newfd)
+{
+    struct nl_sock *s = nl_wrapped_get(oldfd);
+    if (s == NULL) {
+        nl_wrapped_remove(newfd); /* newfd now holds something untracked */
+        return;
+    }
+    nl_wrapped_add(newfd, s);
+    nl_sock_put(s);
+}
+
+void nl_guard_add(int fd)
+{
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&table_lock);
+    if (grow((void **)&guarded, &guarded_cap, 1, (size_t)fd) == 0 && !guarded[fd]) {
+        guarded[fd] = 1;
+        atomic_fetch_add(&guarded_count, 1);
+    }
+    pthread_mutex_unlock(&table_lock);
+}
+
+void nl_guard_remove(int fd)
+{
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&table_lock);
+    if ((size_t)fd < guarded_cap && guarded[fd]) {
+        guarded[fd] = 0;
+        atomic_fetch_sub(&guarded_count, 1);
+    }
+    pthread_mutex_unlock(&table_lock);
+}
+
+bool nl_guard_has(int fd)
+{
+    if (fd < 0 || atomic_load(&guarded_count) == 0)
+        return false;
+    pthread_mutex_lock(&table_lock);
+    bool has = (size_t)fd < guarded_cap && guarded[fd];
+    pthread_mutex_unlock(&table_lock);
+    return has;
+}
+
+int nl_guard_next(unsigned from, unsigned last)
+{
+    if (atomic_load(&guarded_count) == 0)
+        return -1;
+    int found = -1;
+    pthread_mutex_lock(&table_lock);
+    for (size_t fd = from; fd < guarded_cap && fd <= last; fd++)
+        if (guarded[fd]) {
+            found = (int)fd;
+            break;
+        }
+    pthread_mutex_unlock(&table_lock);
+    return found;
+}
+
+/* Engine descriptors sit above FD_SETSIZE when the limit allows, so they
+ * never take the low numbers a select()-based program depends on. */
+static int high_base(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1024;
+    if (rl.rlim_cur >= 4096)
+        return 1024;
+    return (int)(rl.rlim_cur / 2);
+}
+
+int nl_guard_dup_high(int fd)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, high_base());
+    if (high < 0)
+        high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (high < 0)
+        return -1;
+    nl_guard_add(high);
+    return high;
+}
+
+void nl_close_all_but_guarded(void)
+{
+    unsigned from = 0;
+    for (;;) {
+        int guard = nl_guard_next(from, ~0U);
+        unsigned to = guard < 0 ? ~0U : (unsigned)guard - 1;
+        if (guard < 0 || (unsigned)guard > from)
+            syscall(SYS_close_range, from, to, 0);
+        if (guard < 0)
+            return;
+        from = (unsigned)guard + 1;
+    }
+}

@@ -1,0 +1,66 @@
+/* Which descriptors belong to whom.
+ *
+ * - Guarded descriptors are nestls's own (engine TCP sockets, engine ends of
+ *   socketpairs, epoll and wake-up descriptors, the log file). Programs that
+ *   close or dup2 over "every descriptor" must not take them away.
+ * - Wrapped descriptors are the program's ends of socketpairs standing in
+ *   for TCP sockets; each maps to the facts a TCP socket would report
+ *   (addresses, pending SO_ERROR, the engine's TCP descriptor). */
+#ifndef NESTLS_FDTABLE_H
+#define NESTLS_FDTABLE_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct nl_sock {
+    int refs;                        /* guarded by the table lock */
+    int family;                      /* AF_INET or AF_INET6 */
+    struct sockaddr_storage local;   /* the TCP socket's own address */
+    socklen_t local_len;
+    struct sockaddr_storage peer;    /* the TCP peer */
+    socklen_t peer_len;
+    int tcp_fd;                      /* engine's TCP socket; -1 once closed */
+    int so_error;                    /* failure to report once via SO_ERROR */
+    int failure;                     /* the failure, kept for a repeated connect() */
+    bool established;                /* every layer is up */
+    dev_t dev;                       /* identity of the program's end */
+    ino_t ino;
+};
+
+struct nl_sock *nl_sock_new(int family);
+void nl_sock_put(struct nl_sock *s);
+
+/* Wrapped program descriptors. get() returns a new reference or NULL; it
+ * checks the descriptor still is the same file (a number may be reused). */
+int nl_wrapped_add(int fd, struct nl_sock *s);
+struct nl_sock *nl_wrapped_get(int fd);
+void nl_wrapped_remove(int fd);
+void nl_wrapped_dup(int oldfd, int newfd);
+bool nl_wrapped_any(void);
+
+/* Engine-owned descriptors. */
+void nl_guard_add(int fd);
+void nl_guard_remove(int fd);
+bool nl_guard_has(int fd);
+/* The lowest guarded descriptor in [from, last], or -1. */
+int nl_guard_next(unsigned from, unsigned last);
+
+/* Duplicate fd to a high, close-on-exec number and guard the copy.
+ * Returns the new descriptor, or -1 with errno set. */
+int nl_guard_dup_high(int fd);
+
+/* Close every descriptor that is not guarded (a relay process keeps only
+ * the engine's). */
+void nl_close_all_but_guarded(void);
+
+/* Lock/unlock around fork; reset forgets everything in a child. */
+void nl_fdtable_lock(void);
+void nl_fdtable_unlock(void);
+
+/* Guarded descriptors and socket facts shared with nl_sock: hooks read
+ * tcp_fd/so_error under this lock. */
+void nl_sock_lock(void);
+void nl_sock_unlock(void);
+
+#endif

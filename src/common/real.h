@@ -1,0 +1,49 @@
+/* The real libc functions behind every hook, bound once with dlsym(RTLD_NEXT).
+ *
+ * Everything inside nestls that would otherwise call a hooked function calls
+ * it through this table, so the engine never re-enters its own hooks. */
+#ifndef NESTLS_REAL_H
+#define NESTLS_REAL_H
+
+#include <netdb.h>
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct nl_real {
+    int (*connect)(int, const struct sockaddr *, socklen_t);
+    int (*accept)(int, struct sockaddr *, socklen_t *);
+    int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    int (*close)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
+    int (*close_range)(unsigned, unsigned, int);
+    void (*closefrom)(int);
+    int (*shutdown)(int, int);
+    int (*getpeername)(int, struct sockaddr *, socklen_t *);
+    int (*getsockname)(int, struct sockaddr *, socklen_t *);
+    int (*getsockopt)(int, int, int, void *, socklen_t *);
+    int (*setsockopt)(int, int, int, const void *, socklen_t);
+    int (*getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    struct hostent *(*gethostbyname)(const char *);
+    struct hostent *(*gethostbyname2)(const char *, int);
+    int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t, struct hostent **, int *);
+    int (*epoll_ctl)(int, int, int, struct epoll_event *);
+    void (*_exit)(int) __attribute__((noreturn));
+    void (*_Exit)(int) __attribute__((noreturn));
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execveat)(int, const char *, char *const[], char *const[], int);
+    int (*fexecve)(int, char *const[], char *const[]);
+    int (*execv)(const char *, char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+};
+
+extern struct nl_real nl_real;
+
+/* Bind every entry (idempotent, thread-safe). A symbol that resolves to
+ * nestls's own hook is a fatal start-up error, not a stack overflow later. */
+void nl_real_bind(void);
+
+#endif

@@ -1,0 +1,509 @@
+/* One connection's life in the engine: TCP connect, handshakes, relaying
+ * both ways with back-pressure, and the close rules:
+ *  - program EOF (close or SHUT_WR): close_notify on the innermost layer;
+ *  - peer's innermost close_notify: EOF for the program (SHUT_WR on its end);
+ *  - both directions done, or the program gone: close_notify on every
+ *    layer, innermost first, then FIN, then linger for the peer's FIN;
+ *  - TCP EOF or an outer close_notify before the innermost close_notify:
+ *    truncation, reported to the program as ECONNRESET. */
+#include "engine/conn.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/real.h"
+#include "common/util.h"
+#include "engine/reset.h"
+
+static void describe(struct nl_conn *c, const struct sockaddr *local, const struct sockaddr *peer)
+{
+    char l[80], p[80];
+    nl_format_addr(local, l, sizeof(l));
+    nl_format_addr(peer, p, sizeof(p));
+    if (c->role == NL_ROLE_CLIENT)
+        snprintf(c->desc, sizeof(c->desc), "rule '%s': client %s -> %s", c->rule->name, l, p);
+    else
+        snprintf(c->desc, sizeof(c->desc), "rule '%s': server %s <- %s", c->rule->name, l, p);
+}
+
+struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_timeout_ms)
+{
+    struct nl_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->role = spec->role;
+    c->rule = spec->rule;
+    if (nl_onion_init(&c->onion, spec->rule, spec->role, spec->peer_name, spec->peer) != 0) {
+        free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->tcp = (struct nl_conn_end){.conn = c, .fd = spec->tcp_fd};
+    c->app = (struct nl_conn_end){.conn = c, .fd = spec->app_fd};
+    c->prog_fd = spec->prog_fd;
+    c->prog_hold = spec->prog_hold;
+    c->filler = spec->filler;
+    c->prog_sndbuf = spec->prog_sndbuf;
+    c->sock = spec->sock;
+    c->waiter = spec->waiter;
+    c->state = spec->tcp_connecting ? NL_CONN_TCP_CONNECTING : NL_CONN_HANDSHAKING;
+    c->started_us = nl_now_us();
+    c->deadline_ms = nl_now_ms() + handshake_timeout_ms;
+    c->handshake_timeout_ms = handshake_timeout_ms;
+    nl_set_nonblock(c->tcp.fd, true);
+    nl_set_nonblock(c->app.fd, true);
+    describe(c, spec->local, spec->peer);
+    return c;
+}
+
+static void close_end(struct nl_conn_end *e)
+{
+    if (e->fd < 0)
+        return;
+    nl_guard_remove(e->fd);
+    nl_real.close(e->fd);
+    e->fd = -1;
+    e->registered = false;
+}
+
+void nl_conn_free(struct nl_conn *c)
+{
+    nl_sock_lock();
+    if (c->sock)
+        c->sock->tcp_fd = -1; /* hooks must not touch the number again */
+    nl_sock_unlock();
+    close_end(&c->tcp);
+    close_end(&c->app);
+    if (c->prog_hold >= 0)
+        nl_real.close(c->prog_hold);
+    nl_onion_free(&c->onion);
+    if (c->sock)
+        nl_sock_put(c->sock);
+    free(c);
+}
+
+static void notify_waiter(struct nl_conn *c, int err)
+{
+    struct nl_waiter *w = c->waiter;
+    if (w == NULL)
+        return;
+    c->waiter = NULL;
+    pthread_mutex_lock(&w->lock);
+    w->err = err;
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The program's end is made unwritable while handshakes run (see
+ * hooks/connect.c); once the layers are up, drop the filler bytes and give
+ * its send buffer back, so poll() reports "connected" exactly then. */
+static void release_program_end(struct nl_conn *c)
+{
+    unsigned char junk[4096];
+    while (c->filler > 0) {
+        ssize_t n = recv(c->app.fd, junk, c->filler < sizeof(junk) ? c->filler : sizeof(junk),
+                         MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        c->filler -= (size_t)n;
+    }
+    if (c->prog_hold >= 0) {
+        if (c->prog_sndbuf > 0)
+            nl_real.setsockopt(c->prog_hold, SOL_SOCKET, SO_SNDBUF, &c->prog_sndbuf,
+                               sizeof(c->prog_sndbuf));
+        nl_real.close(c->prog_hold);
+        c->prog_hold = -1;
+    }
+}
+
+static void finish(struct nl_conn *c, const char *reason)
+{
+    if (c->state == NL_CONN_DONE)
+        return;
+    c->state = NL_CONN_DONE;
+    if (c->end_reason == NULL)
+        c->end_reason = reason;
+}
+
+static void log_closed(struct nl_conn *c, const char *how)
+{
+    double secs = (double)(nl_now_us() - c->started_us) / 1e6;
+    nl_info("%s closed: sent %llu B, received %llu B in %.3f s (%s)", c->desc,
+            (unsigned long long)c->bytes_out, (unsigned long long)c->bytes_in, secs, how);
+}
+
+/* Something failed: tell the program (errno for a waiting connect, SO_ERROR
+ * and a reset socket otherwise), log one line, and end. */
+static void fail(struct nl_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(struct nl_conn *c, int err, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    bool established = c->state >= NL_CONN_OPEN;
+    if (!established && c->role == NL_ROLE_SERVER)
+        nl_warn("%s %s", c->desc, what);
+    else
+        nl_error("%s %s", c->desc, what);
+    if (established)
+        log_closed(c, "error");
+    nl_sock_lock();
+    if (c->sock) {
+        c->sock->so_error = err;
+        c->sock->failure = err;
+    }
+    nl_sock_unlock();
+    nl_reset_program_end(c->app.fd, c->prog_hold, c->prog_fd, c->sock);
+    c->app.fd = -1; /* closed by the reset */
+    notify_waiter(c, err);
+    finish(c, "error");
+}
+
+static void fail_tls(struct nl_conn *c)
+{
+    struct nl_onion *o = &c->onion;
+    fail(c, o->fail_errno, "layer %d: %s", o->failed_layer + 1, o->fail_reason);
+}
+
+static void fail_net(struct nl_conn *c, int err)
+{
+    if (c->state < NL_CONN_OPEN)
+        fail(c, err, "layer %zu: TCP: %s", nl_onion_handshaking_layer(&c->onion) + 1, strerror(err));
+    else
+        fail(c, ECONNRESET, "TCP: %s", strerror(err));
+}
+
+static void established(struct nl_conn *c)
+{
+    c->state = NL_CONN_OPEN;
+    c->deadline_ms = 0;
+    nl_sock_lock();
+    if (c->sock)
+        c->sock->established = true;
+    nl_sock_unlock();
+    release_program_end(c);
+    char layers[1600];
+    nl_onion_describe(&c->onion, layers, sizeof(layers));
+    double ms = (double)(nl_now_us() - c->started_us) / 1e3;
+    nl_info("%s up in %.1f ms: %s", c->desc, ms, layers);
+    notify_waiter(c, 0);
+}
+
+static int read_tcp(struct nl_conn *c)
+{
+    if (c->tcp_eof)
+        return 0;
+    unsigned char buf[NL_CONN_BUF];
+    size_t room = c->state == NL_CONN_LINGER ? sizeof(buf) : nl_onion_net_in_room(&c->onion);
+    if (room == 0)
+        return 0;
+    ssize_t n = recv(c->tcp.fd, buf, room < sizeof(buf) ? room : sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) {
+        if (c->state != NL_CONN_LINGER) /* after our close, only wait for FIN */
+            nl_onion_feed_net(&c->onion, buf, (size_t)n);
+        return 1;
+    }
+    if (n == 0) {
+        c->tcp_eof = true;
+        return 1;
+    }
+    if (errno == EAGAIN || errno == EINTR)
+        return 0;
+    if (c->state == NL_CONN_LINGER) {
+        c->tcp_eof = true;
+        return 1;
+    }
+    fail_net(c, errno);
+    return -1;
+}
+
+static int flush_to_net(struct nl_conn *c)
+{
+    int moved = 0;
+    struct nl_buf *b = &c->to_net;
+    for (;;) {
+        if (b->start == b->end) {
+            b->start = b->end = 0;
+            size_t n = nl_onion_take_net_out(&c->onion, b->data, sizeof(b->data));
+            if (n == 0)
+                return moved;
+            b->end = n;
+        }
+        ssize_t w = send(c->tcp.fd, b->data + b->start, b->end - b->start,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            b->start += (size_t)w;
+            moved = 1;
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            return moved;
+        fail_net(c, w < 0 ? errno : EPIPE);
+        return -1;
+    }
+}
+
+static int deliver_to_app(struct nl_conn *c)
+{
+    int moved = 0;
+    struct nl_buf *b = &c->to_app;
+    while (!c->app_gone) {
+        if (b->end < sizeof(b->data)) {
+            ssize_t n = nl_onion_read_plain(&c->onion, b->data + b->end, sizeof(b->data) - b->end);
+            if (n < 0) {
+                fail_tls(c);
+                return -1;
+            }
+            b->end += (size_t)n;
+            c->bytes_in += (uint64_t)n;
+            moved |= n > 0;
+        }
+        if (b->start == b->end)
+            break;
+        ssize_t w = send(c->app.fd, b->data + b->start, b->end - b->start,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            b->start += (size_t)w;
+            if (b->start == b->end)
+                b->start = b->end = 0;
+            moved = 1;
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        c->app_gone = true; /* EPIPE: the program closed its end */
+        b->start = b->end = 0;
+        moved = 1;
+    }
+    if (c->app_gone) { /* nobody reads: keep the network flowing */
+        unsigned char junk[4096];
+        while (nl_onion_read_plain(&c->onion, junk, sizeof(junk)) > 0)
+            moved = 1;
+    }
+    if (nl_onion_inner_eof(&c->onion) && b->start == b->end && !c->app_shut && !c->app_gone) {
+        nl_real.shutdown(c->app.fd, SHUT_WR);
+        c->app_shut = true;
+        moved = 1;
+    }
+    return moved;
+}
+
+static int take_from_app(struct nl_conn *c)
+{
+    int moved = 0;
+    unsigned char buf[NL_CONN_BUF];
+    size_t chunk = nl_onion_plain_chunk(&c->onion);
+    if (chunk > sizeof(buf))
+        chunk = sizeof(buf);
+    while (!c->app_eof && nl_onion_can_take_plain(&c->onion)) {
+        ssize_t n = recv(c->app.fd, buf, chunk, MSG_DONTWAIT);
+        if (n > 0) {
+            c->bytes_out += (uint64_t)n;
+            if (nl_onion_write_plain(&c->onion, buf, (size_t)n) < 0) {
+                fail_tls(c);
+                return -1;
+            }
+            moved = 1;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN && !c->exiting)
+            break;
+        /* EOF, an error, or nothing left while the process exits. */
+        c->app_eof = true;
+        nl_onion_close_inner(&c->onion);
+        moved = 1;
+    }
+    return moved;
+}
+
+static void begin_closing(struct nl_conn *c)
+{
+    nl_onion_close_all(&c->onion);
+    c->state = NL_CONN_CLOSING;
+}
+
+static int advance_close(struct nl_conn *c, uint64_t now_ms)
+{
+    struct nl_onion *o = &c->onion;
+    switch (c->state) {
+    case NL_CONN_OPEN:
+        if ((c->tcp_eof && !nl_onion_inner_eof(o)) || nl_onion_outer_cut(o)) {
+            if (c->to_app.start != c->to_app.end && !c->app_gone)
+                return 0; /* deliver what arrived intact first */
+            nl_warn("%s layer %zu: connection cut without close_notify", c->desc,
+                    c->onion.n);
+            log_closed(c, "truncated");
+            nl_reset_program_end(c->app.fd, c->prog_hold, c->prog_fd, c->sock);
+            c->app.fd = -1;
+            finish(c, "truncated");
+            return 1;
+        }
+        if ((c->app_gone && c->app_eof) || (c->exiting && c->app_eof) ||
+            (c->app_eof && nl_onion_inner_eof(o) && c->to_app.start == c->to_app.end)) {
+            begin_closing(c);
+            return 1;
+        }
+        return 0;
+    case NL_CONN_CLOSING:
+        if (c->to_net.start != c->to_net.end || nl_onion_net_out_pending(o) > 0)
+            return 0;
+        nl_real.shutdown(c->tcp.fd, SHUT_WR);
+        log_closed(c, "clean");
+        close_end(&c->app);
+        c->state = NL_CONN_LINGER;
+        c->deadline_ms = now_ms + nl_policy->settings.linger_ms;
+        return 1;
+    case NL_CONN_LINGER:
+        if (c->tcp_eof) {
+            finish(c, "clean");
+            return 1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void check_deadline(struct nl_conn *c, uint64_t now_ms)
+{
+    if (c->deadline_ms == 0 || now_ms < c->deadline_ms)
+        return;
+    if (c->state < NL_CONN_OPEN)
+        fail(c, ETIMEDOUT, "layer %zu: handshake timed out after %u ms",
+             nl_onion_handshaking_layer(&c->onion) + 1, c->handshake_timeout_ms);
+    else if (c->state == NL_CONN_LINGER || c->state == NL_CONN_CLOSING)
+        finish(c, "clean");
+    else if (c->exiting) {
+        log_closed(c, "linger_ms expired at exit");
+        finish(c, "linger expired");
+    }
+}
+
+static void compute_interest(struct nl_conn *c)
+{
+    uint32_t tcp = 0, app = 0;
+    switch (c->state) {
+    case NL_CONN_TCP_CONNECTING:
+        tcp = EPOLLOUT;
+        break;
+    case NL_CONN_HANDSHAKING:
+    case NL_CONN_OPEN:
+    case NL_CONN_CLOSING:
+        if (!c->tcp_eof && nl_onion_net_in_room(&c->onion) > 0)
+            tcp |= EPOLLIN;
+        if (c->to_net.start != c->to_net.end)
+            tcp |= EPOLLOUT;
+        if (c->state == NL_CONN_OPEN) {
+            if (c->to_app.start != c->to_app.end && !c->app_gone)
+                app |= EPOLLOUT;
+            if (!c->app_eof && nl_onion_can_take_plain(&c->onion))
+                app |= EPOLLIN;
+        }
+        break;
+    case NL_CONN_LINGER:
+        tcp = EPOLLIN;
+        break;
+    case NL_CONN_DONE:
+        break;
+    }
+    c->tcp.events = tcp;
+    c->app.events = app;
+}
+
+void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms)
+{
+    if (c->state == NL_CONN_TCP_CONNECTING) {
+        if (end == &c->tcp && events) {
+            int err = 0;
+            socklen_t len = sizeof(err);
+            nl_real.getsockopt(c->tcp.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err != 0) {
+                fail(c, err, "layer 1: TCP connect: %s", strerror(err));
+                return;
+            }
+            c->state = NL_CONN_HANDSHAKING;
+        } else {
+            check_deadline(c, now_ms);
+            compute_interest(c);
+            return;
+        }
+    }
+    if (end == &c->tcp && (events & EPOLLERR)) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        nl_real.getsockopt(c->tcp.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0 && c->state == NL_CONN_LINGER) {
+            finish(c, "clean");
+            compute_interest(c);
+            return;
+        }
+        if (err != 0) {
+            fail_net(c, err);
+            return;
+        }
+    }
+    if (end == &c->app && (events & (EPOLLHUP | EPOLLERR)))
+        c->app_gone = true; /* the program's last copy is closed */
+
+    for (int round = 0; round < 32 && c->state != NL_CONN_DONE; round++) {
+        int progress = 0, r;
+        if ((r = read_tcp(c)) < 0)
+            return;
+        progress |= r;
+        if (c->state < NL_CONN_LINGER && nl_onion_pump(&c->onion) < 0) {
+            fail_tls(c);
+            return;
+        }
+        if (c->state == NL_CONN_HANDSHAKING) {
+            if (nl_onion_up(&c->onion)) {
+                established(c);
+                progress = 1;
+            } else if (c->tcp_eof) {
+                fail(c, EPROTO, "layer %zu: %s closed the connection during the handshake",
+                     nl_onion_handshaking_layer(&c->onion) + 1,
+                     c->role == NL_ROLE_CLIENT ? "server" : "client");
+                return;
+            }
+        }
+        if (c->state == NL_CONN_OPEN) {
+            if ((r = deliver_to_app(c)) < 0)
+                return;
+            progress |= r;
+        }
+        if (c->state == NL_CONN_OPEN) {
+            if ((r = take_from_app(c)) < 0)
+                return;
+            progress |= r;
+        }
+        if (c->state < NL_CONN_LINGER) {
+            if ((r = flush_to_net(c)) < 0)
+                return;
+            progress |= r;
+        }
+        progress |= advance_close(c, now_ms);
+        if (!progress)
+            break;
+    }
+    check_deadline(c, now_ms);
+    compute_interest(c);
+}
+
+void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms)
+{
+    c->exiting = true;
+    if (c->deadline_ms == 0 || c->deadline_ms > deadline_ms)
+        c->deadline_ms = deadline_ms;
+}

@@ -1,0 +1,79 @@
+/* One wrapped connection inside the engine: the program's socketpair end
+ * on one side, the TCP socket on the other, the onion in between. */
+#ifndef NESTLS_CONN_H
+#define NESTLS_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine/engine.h"
+#include "engine/onion.h"
+
+#define NL_CONN_BUF (64 * 1024)
+
+enum nl_conn_state {
+    NL_CONN_TCP_CONNECTING,
+    NL_CONN_HANDSHAKING,
+    NL_CONN_OPEN,
+    NL_CONN_CLOSING, /* close_notify queued on every layer; flushing, then FIN */
+    NL_CONN_LINGER,  /* FIN sent; reading until the peer's FIN or the deadline */
+    NL_CONN_DONE,
+};
+
+struct nl_conn;
+
+/* What an epoll registration points at: one side of one connection. */
+struct nl_conn_end {
+    struct nl_conn *conn;
+    int fd;
+    uint32_t events;       /* interest the connection wants */
+    uint32_t last_events;  /* interest epoll has */
+    bool registered;
+};
+
+struct nl_buf {
+    unsigned char data[NL_CONN_BUF];
+    size_t start, end;
+};
+
+struct nl_conn {
+    struct nl_conn *next, *prev;
+    enum nl_conn_state state;
+    enum nl_role role;
+    const struct nl_rule *rule;
+    struct nl_onion onion;
+    struct nl_conn_end tcp, app;
+    int prog_fd;            /* program's descriptor number, for resets */
+    int prog_hold;          /* our copy of the program's end during the handshake, or -1 */
+    size_t filler;          /* bytes queued to make the program's end unwritable */
+    int prog_sndbuf;        /* its send buffer size to restore, or 0 */
+    unsigned handshake_timeout_ms;
+    struct nl_sock *sock;
+    struct nl_waiter *waiter;
+    struct nl_buf to_app;   /* plaintext waiting for the program */
+    struct nl_buf to_net;   /* ciphertext waiting for TCP */
+    bool app_eof;           /* program will write no more (EOF or exiting) */
+    bool app_gone;          /* program closed its end entirely */
+    bool app_shut;          /* we sent EOF to the program */
+    bool tcp_eof;           /* TCP peer sent FIN */
+    bool exiting;           /* process exit: treat "nothing pending" as EOF */
+    uint64_t started_us;
+    uint64_t deadline_ms;   /* handshake or linger deadline; 0 = none */
+    uint64_t bytes_out, bytes_in; /* plaintext each way */
+    const char *end_reason;
+    char desc[200];         /* "rule 'x': client A -> B" */
+};
+
+struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_timeout_ms);
+void nl_conn_free(struct nl_conn *c);
+
+/* Run the connection after an event on one of its sides (events as epoll
+ * reported them, 0 for a timer or a nudge). Afterwards, c->tcp.events and
+ * c->app.events hold the interest the connection wants. */
+void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms);
+
+/* Process exit: finish once what the program already wrote is sent. */
+void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms);
+
+#endif

@@ -1,0 +1,68 @@
+/* The engine: one thread per process that runs the TLS onion of every
+ * wrapped connection between the program's socketpair end and TCP. */
+#ifndef NESTLS_ENGINE_H
+#define NESTLS_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "common/fdtable.h"
+#include "policy/policy.h"
+
+/* A blocking connect() waits on this until every layer is up or failed. */
+struct nl_waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int err; /* 0, or the errno connect() returns */
+};
+
+struct nl_conn_spec {
+    enum nl_role role;
+    const struct nl_rule *rule;
+    int tcp_fd;            /* guarded engine descriptor (TCP) */
+    int app_fd;            /* guarded engine end of the socketpair */
+    int prog_fd;           /* the program's descriptor number */
+    int prog_hold;         /* a copy of the program's end for the handshake, or -1 */
+    size_t filler;         /* bytes the hook queued to hold the program's writes */
+    int prog_sndbuf;       /* program end's SO_SNDBUF to restore once up, or 0 */
+    struct nl_sock *sock;  /* reference handed to the engine */
+    bool tcp_connecting;   /* client: TCP connect still in progress */
+    const char *peer_name; /* resolved host name, or NULL */
+    const struct sockaddr *local, *peer;
+    struct nl_waiter *waiter; /* NULL: do not report back */
+};
+
+/* Hand a connection to the engine (starting it if needed). On failure the
+ * caller still owns the descriptors; returns -1 with errno. */
+int nl_engine_submit(const struct nl_conn_spec *spec);
+
+void nl_waiter_init(struct nl_waiter *w);
+/* Wait until done or timeout_ms; returns the errno to report (ETIMEDOUT). */
+int nl_waiter_wait(struct nl_waiter *w, unsigned timeout_ms);
+void nl_waiter_destroy(struct nl_waiter *w);
+
+/* Process exit: deliver what the program wrote and close every layer
+ * cleanly, waiting at most the policy's linger_ms. */
+void nl_engine_drain_at_exit(void);
+
+/* fork: prepare locks the engine (it is between events), parent unlocks,
+ * child forgets every connection (the parent keeps serving them) and
+ * closes the child's copies of engine descriptors. */
+void nl_engine_fork_prepare(void);
+void nl_engine_fork_parent(void);
+void nl_engine_fork_child(void);
+
+/* exec: hand live connections to a relay process that keeps serving them
+ * after this process image is replaced. */
+void nl_engine_handoff_before_exec(void);
+
+/* Move an engine descriptor off `fd` (the program wants that number).
+ * Returns 0, or -1 when fd is not the engine's or cannot be moved. */
+int nl_engine_relocate_fd(int fd);
+
+/* The active policy (set once by the constructor). */
+extern const struct nl_policy *nl_policy;
+
+#endif

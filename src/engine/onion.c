@@ -1,0 +1,411 @@
+/* The onion of TLS layers: see onion.h for the byte flow. */
+#include "engine/onion.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "engine/tls_error.h"
+
+/* TLS's largest record payload, and what each layer adds around a record
+ * (header, explicit nonce, tag, padding for the CBC suites a policy may
+ * allow). Inner layers use smaller fragments so one inner record always
+ * fits inside one outer record. */
+#define TLS_MAX_FRAGMENT 16384
+#define LAYER_OVERHEAD 128
+#define TLS_HEADER 5
+
+static size_t fragment_for(size_t layer)
+{
+    return TLS_MAX_FRAGMENT - LAYER_OVERHEAD * layer;
+}
+
+static int set_peer_identity(SSL *ssl, const struct nl_layer *cfg, const char *peer_name,
+                             const struct sockaddr *peer_addr)
+{
+    const char *name = cfg->server_name ? cfg->server_name : peer_name;
+    if (name != NULL) {
+        /* SNI carries host names only, never IP literals (RFC 6066). */
+        struct in6_addr probe;
+        bool is_ip = inet_pton(AF_INET, name, &probe) == 1 || inet_pton(AF_INET6, name, &probe) == 1;
+        if (!is_ip && SSL_set_tlsext_host_name(ssl, name) != 1)
+            return -1;
+        if (cfg->verify) {
+            SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            if (is_ip)
+                return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -1;
+            return SSL_set1_host(ssl, name) == 1 ? 0 : -1;
+        }
+        return 0;
+    }
+    if (!cfg->verify || peer_addr == NULL)
+        return 0;
+    /* No name known: the certificate must carry the peer's IP address. */
+    char ip[INET6_ADDRSTRLEN];
+    const void *a = peer_addr->sa_family == AF_INET
+                        ? (const void *)&((const struct sockaddr_in *)peer_addr)->sin_addr
+                        : (const void *)&((const struct sockaddr_in6 *)peer_addr)->sin6_addr;
+    if (inet_ntop(peer_addr->sa_family, a, ip, sizeof(ip)) == NULL)
+        return -1;
+    return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) == 1 ? 0 : -1;
+}
+
+int nl_onion_init(struct nl_onion *o, const struct nl_rule *rule, enum nl_role role,
+                  const char *peer_name, const struct sockaddr *peer_addr)
+{
+    memset(o, 0, sizeof(*o));
+    o->rule = rule;
+    o->role = role;
+    o->failed_layer = -1;
+    for (size_t i = 0; i < rule->n_layers; i++) {
+        const struct nl_layer *cfg = &rule->layers[i];
+        SSL_CTX *ctx = role == NL_ROLE_CLIENT ? cfg->client_ctx : cfg->server_ctx;
+        struct nl_onion_layer *l = &o->l[i];
+        if (ctx == NULL)
+            goto fail;
+        l->ssl = SSL_new(ctx);
+        l->rbio = BIO_new(BIO_s_mem());
+        l->wbio = BIO_new(BIO_s_mem());
+        if (l->ssl == NULL || l->rbio == NULL || l->wbio == NULL) {
+            BIO_free(l->rbio);
+            BIO_free(l->wbio);
+            l->rbio = l->wbio = NULL;
+            goto fail;
+        }
+        /* An empty memory BIO means "no data yet", not EOF. */
+        BIO_set_mem_eof_return(l->rbio, -1);
+        BIO_set_mem_eof_return(l->wbio, -1);
+        SSL_set_bio(l->ssl, l->rbio, l->wbio);
+        o->n = i + 1;
+        if (SSL_set_max_send_fragment(l->ssl, (long)fragment_for(i)) != 1)
+            goto fail;
+        if (role == NL_ROLE_CLIENT) {
+            if (set_peer_identity(l->ssl, cfg, peer_name, peer_addr) != 0)
+                goto fail;
+            SSL_set_connect_state(l->ssl);
+        } else {
+            SSL_set_accept_state(l->ssl);
+        }
+    }
+    return 0;
+fail:
+    nl_onion_free(o);
+    return -1;
+}
+
+void nl_onion_free(struct nl_onion *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->l[i].ssl)
+            SSL_free(o->l[i].ssl); /* frees both BIOs */
+        o->l[i].ssl = NULL;
+    }
+    o->n = 0;
+}
+
+static size_t pending(BIO *b)
+{
+    return (size_t)BIO_ctrl_pending(b);
+}
+
+size_t nl_onion_net_in_room(const struct nl_onion *o)
+{
+    size_t p = pending(o->l[0].rbio);
+    return p >= NL_ONION_CAP ? 0 : NL_ONION_CAP - p;
+}
+
+void nl_onion_feed_net(struct nl_onion *o, const void *buf, size_t len)
+{
+    if (len > 0)
+        BIO_write(o->l[0].rbio, buf, (int)len);
+}
+
+size_t nl_onion_net_out_pending(const struct nl_onion *o)
+{
+    return pending(o->l[0].wbio);
+}
+
+/* Take as many whole TLS records from a layer's output as fit in max bytes,
+ * so that each write into the layer below carries whole inner records. */
+static size_t take_records(BIO *b, unsigned char *buf, size_t max)
+{
+    char *data;
+    long avail = BIO_get_mem_data(b, &data);
+    if (avail <= 0)
+        return 0;
+    size_t have = (size_t)avail, take = 0;
+    while (take + TLS_HEADER <= have) {
+        const unsigned char *h = (const unsigned char *)data + take;
+        size_t rec = TLS_HEADER + ((size_t)h[3] << 8 | h[4]);
+        if (take + rec > have || take + rec > max)
+            break;
+        take += rec;
+    }
+    if (take == 0)
+        take = have < max ? have : max;
+    return (size_t)BIO_read(b, buf, (int)take);
+}
+
+size_t nl_onion_take_net_out(struct nl_onion *o, void *buf, size_t cap)
+{
+    int n = BIO_read(o->l[0].wbio, buf, (int)(cap > (size_t)INT32_MAX ? INT32_MAX : cap));
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void fail_layer(struct nl_onion *o, size_t i, int ssl_err)
+{
+    if (o->failed_layer >= 0)
+        return;
+    o->failed_layer = (int)i;
+    o->fail_errno = nl_tls_describe_failure(o->l[i].ssl, ssl_err, o->role,
+                                            o->fail_reason, sizeof(o->fail_reason));
+}
+
+/* Move layer i's output (i >= 1) into layer i-1 as application data.
+ * force: ignore the back-pressure cap (used when closing). */
+static int wrap_outward(struct nl_onion *o, size_t i, bool force)
+{
+    int moved = 0;
+    unsigned char buf[TLS_MAX_FRAGMENT];
+    struct nl_onion_layer *below = &o->l[i - 1];
+    while (below->up && !below->sent_close && pending(o->l[i].wbio) > 0 &&
+           (force || pending(below->wbio) < NL_ONION_CAP)) {
+        size_t n = take_records(o->l[i].wbio, buf, fragment_for(i - 1));
+        if (n == 0)
+            break;
+        ERR_clear_error();
+        int w = SSL_write(below->ssl, buf, (int)n);
+        if (w <= 0) {
+            fail_layer(o, i - 1, SSL_get_error(below->ssl, w));
+            return -1;
+        }
+        moved = 1;
+    }
+    return moved;
+}
+
+/* Layer i is up: decrypt its records into layer i+1's input. */
+static int peel_inward(struct nl_onion *o, size_t i)
+{
+    int moved = 0;
+    unsigned char buf[TLS_MAX_FRAGMENT];
+    struct nl_onion_layer *l = &o->l[i];
+    while (!l->peer_closed && pending(o->l[i + 1].rbio) < NL_ONION_CAP) {
+        ERR_clear_error();
+        int r = SSL_read(l->ssl, buf, sizeof(buf));
+        if (r > 0) {
+            BIO_write(o->l[i + 1].rbio, buf, r);
+            moved = 1;
+            continue;
+        }
+        int err = SSL_get_error(l->ssl, r);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+            break;
+        if (err == SSL_ERROR_ZERO_RETURN) {
+            l->peer_closed = true;
+            moved = 1;
+            break;
+        }
+        fail_layer(o, i, err);
+        return -1;
+    }
+    return moved;
+}
+
+static int advance_handshake(struct nl_onion *o, size_t i)
+{
+    struct nl_onion_layer *l = &o->l[i];
+    ERR_clear_error();
+    int r = SSL_do_handshake(l->ssl);
+    if (r == 1) {
+        l->up = true;
+        return 1;
+    }
+    int err = SSL_get_error(l->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return 0;
+    fail_layer(o, i, err);
+    return -1;
+}
+
+int nl_onion_pump(struct nl_onion *o)
+{
+    if (o->failed_layer >= 0)
+        return -1;
+    for (int rounds = 0; rounds < 64; rounds++) {
+        int progress = 0;
+        /* Inward: handshakes and decryption, outermost first. */
+        for (size_t i = 0; i < o->n; i++) {
+            if (i > 0 && !o->l[i - 1].up)
+                break;
+            if (!o->l[i].up) {
+                int r = advance_handshake(o, i);
+                if (r < 0)
+                    return -1;
+                progress |= r;
+                if (!o->l[i].up)
+                    break;
+            }
+            if (i + 1 < o->n) {
+                int r = peel_inward(o, i);
+                if (r < 0)
+                    return -1;
+                progress |= r;
+            }
+        }
+        /* Outward: wrap each layer's output in the layer below it,
+         * innermost first, so records reach the network in order. */
+        for (size_t i = o->n - 1; i >= 1; i--) {
+            int r = wrap_outward(o, i, false);
+            if (r < 0)
+                return -1;
+            progress |= r;
+        }
+        if (!progress)
+            break;
+    }
+    return 0;
+}
+
+bool nl_onion_up(const struct nl_onion *o)
+{
+    return o->n > 0 && o->l[o->n - 1].up;
+}
+
+size_t nl_onion_handshaking_layer(const struct nl_onion *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (!o->l[i].up)
+            return i;
+    return o->n;
+}
+
+bool nl_onion_can_take_plain(const struct nl_onion *o)
+{
+    if (!nl_onion_up(o) || o->l[o->n - 1].sent_close)
+        return false;
+    /* Every layer between the program and the network must have room. */
+    for (size_t i = 0; i < o->n; i++)
+        if (pending(o->l[i].wbio) >= NL_ONION_CAP)
+            return false;
+    return true;
+}
+
+size_t nl_onion_plain_chunk(const struct nl_onion *o)
+{
+    return fragment_for(o->n - 1);
+}
+
+int nl_onion_write_plain(struct nl_onion *o, const void *buf, size_t len)
+{
+    struct nl_onion_layer *in = &o->l[o->n - 1];
+    ERR_clear_error();
+    int w = SSL_write(in->ssl, buf, (int)len);
+    if (w <= 0) {
+        fail_layer(o, o->n - 1, SSL_get_error(in->ssl, w));
+        return -1;
+    }
+    return nl_onion_pump(o);
+}
+
+ssize_t nl_onion_read_plain(struct nl_onion *o, void *buf, size_t cap)
+{
+    struct nl_onion_layer *in = &o->l[o->n - 1];
+    if (!in->up || in->peer_closed)
+        return 0;
+    ERR_clear_error();
+    int r = SSL_read(in->ssl, buf, (int)(cap > TLS_MAX_FRAGMENT ? TLS_MAX_FRAGMENT : cap));
+    if (r > 0)
+        return r;
+    int err = SSL_get_error(in->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        /* Reading may have produced output (a key update answer). */
+        return nl_onion_pump(o) < 0 ? -1 : 0;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) {
+        in->peer_closed = true;
+        return 0;
+    }
+    fail_layer(o, o->n - 1, err);
+    return -1;
+}
+
+bool nl_onion_inner_eof(const struct nl_onion *o)
+{
+    return o->n > 0 && o->l[o->n - 1].peer_closed;
+}
+
+bool nl_onion_outer_cut(const struct nl_onion *o)
+{
+    for (size_t i = 0; i + 1 < o->n; i++)
+        if (o->l[i].peer_closed && !o->l[o->n - 1].peer_closed)
+            return true;
+    return false;
+}
+
+static void send_close_notify(struct nl_onion *o, size_t i)
+{
+    struct nl_onion_layer *l = &o->l[i];
+    if (!l->up || l->sent_close)
+        return;
+    ERR_clear_error();
+    SSL_shutdown(l->ssl);
+    l->sent_close = true;
+}
+
+void nl_onion_close_inner(struct nl_onion *o)
+{
+    send_close_notify(o, o->n - 1);
+    nl_onion_pump(o);
+}
+
+/* Wrap whatever layers top..1 hold into the layers below them. */
+static int flush_outward_from(struct nl_onion *o, size_t top)
+{
+    for (size_t j = top; j >= 1; j--)
+        if (wrap_outward(o, j, true) < 0)
+            return -1;
+    return 0;
+}
+
+void nl_onion_close_all(struct nl_onion *o)
+{
+    /* Each layer's close_notify must be wrapped by the layer below before
+     * that layer sends its own: innermost first, flushing outward. */
+    for (size_t i = o->n; i-- > 0;) {
+        if (flush_outward_from(o, i) < 0)
+            return;
+        send_close_notify(o, i);
+        if (flush_outward_from(o, i) < 0)
+            return;
+    }
+}
+
+void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < o->n && used < len; i++) {
+        SSL *ssl = o->l[i].ssl;
+        char subject[256] = "-";
+        X509 *peer = SSL_get1_peer_certificate(ssl);
+        if (peer != NULL) {
+            X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof(subject));
+            X509_free(peer);
+        }
+        const unsigned char *alpn = NULL;
+        unsigned alpn_len = 0;
+        SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+        int n = snprintf(out + used, len - used, "%slayer %zu %s %s peer \"%s\" alpn %.*s",
+                         i ? "; " : "", i + 1, SSL_get_version(ssl),
+                         SSL_get_cipher_name(ssl), subject, alpn_len ? (int)alpn_len : 1,
+                         alpn_len ? (const char *)alpn : "-");
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}

@@ -1,0 +1,223 @@
+/* connect(): the client role.
+ *
+ * For a TCP socket that a client rule wraps: the real connect runs on the
+ * program's socket (TCP errors stay the kernel's own), then the TCP socket
+ * moves to a high engine descriptor and an AF_UNIX socketpair end takes its
+ * place under the program's descriptor number. A blocking connect returns
+ * once every layer is up; a non-blocking one returns EINPROGRESS and its
+ * descriptor turns writable only once every layer is up, as a TCP socket
+ * turns writable once connected.
+ *
+ * errno contract: kernel errors for TCP; EACCES when a certificate is
+ * refused, EPROTO for other TLS failures, ETIMEDOUT past
+ * handshake_timeout_ms, EPERM for a deny rule. Never ECONNREFUSED for a
+ * TLS problem. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/real.h"
+#include "common/util.h"
+#include "engine/engine.h"
+#include "hooks/export.h"
+#include "hooks/hooks.h"
+#include "hooks/pair.h"
+
+/* Bytes queued into the program's end of a non-blocking connect so that it
+ * polls unwritable until the layers are up (the engine drops them). */
+#define FILLER_BYTES 2048
+
+static void log_decision(const char *verb, const struct nl_decision *d, const struct sockaddr *addr)
+{
+    char a[80];
+    nl_format_addr(addr, a, sizeof(a));
+    if (d->rule)
+        nl_log(d->action == NL_ACTION_DENY ? NL_LOG_WARN : NL_LOG_DEBUG, "rule '%s': client -> %s %s",
+               d->rule->name, a, verb);
+    else
+        nl_log(d->action == NL_ACTION_DENY ? NL_LOG_WARN : NL_LOG_DEBUG,
+               "default action: client -> %s %s", a, verb);
+}
+
+/* A blocking connect interrupted by a signal goes on in the kernel; we must
+ * not hand the program a half-wrapped socket, so wait for it here. */
+static int finish_interrupted_connect(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    while (poll(&p, 1, -1) < 0)
+        if (errno != EINTR)
+            return -1;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (nl_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return -1;
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+/* Make the program's end of a non-blocking connect unwritable until the
+ * engine says the layers are up. */
+static void hold_program_end(int prog_end, struct nl_conn_spec *spec)
+{
+    int sndbuf = 0, smallest = 1;
+    socklen_t len = sizeof(sndbuf);
+    if (nl_real.getsockopt(prog_end, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) != 0)
+        return;
+    spec->prog_hold = nl_guard_dup_high(prog_end);
+    if (spec->prog_hold < 0)
+        return;
+    nl_real.setsockopt(prog_end, SOL_SOCKET, SO_SNDBUF, &smallest, sizeof(smallest));
+    spec->prog_sndbuf = sndbuf / 2; /* the kernel doubles what is set */
+    static const unsigned char zeros[FILLER_BYTES];
+    ssize_t n = send(prog_end, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+    spec->filler = n > 0 ? (size_t)n : 0;
+}
+
+static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen_t len,
+                        const struct nl_rule *rule, const char *hostname)
+{
+    int status_flags = fcntl(fd, F_GETFL);
+    int fd_flags = fcntl(fd, F_GETFD);
+    bool nonblocking = status_flags >= 0 && (status_flags & O_NONBLOCK);
+
+    int r = nl_real.connect(fd, addr, len);
+    bool in_progress = false;
+    if (r != 0) {
+        if (errno == EINPROGRESS && nonblocking)
+            in_progress = true;
+        else if (errno == EINTR && !nonblocking) {
+            if (finish_interrupted_connect(fd) != 0)
+                return -1;
+        } else
+            return -1; /* the kernel's own answer */
+    }
+
+    int tcp = nl_guard_dup_high(fd);
+    int prog_end, engine_end;
+    if (tcp < 0)
+        return -1;
+    if (nl_pair_open(&prog_end, &engine_end) != 0) {
+        int saved = errno;
+        nl_pair_abort(tcp, -1);
+        nl_real.shutdown(fd, SHUT_RDWR); /* never leave a plaintext path */
+        errno = saved;
+        return -1;
+    }
+    struct nl_sock *sock = nl_pair_sock(tcp, family, addr, len);
+    struct nl_waiter waiter;
+    struct nl_conn_spec spec = {
+        .role = NL_ROLE_CLIENT,
+        .rule = rule,
+        .tcp_fd = tcp,
+        .app_fd = engine_end,
+        .prog_fd = fd,
+        .prog_hold = -1,
+        .sock = sock,
+        .tcp_connecting = in_progress,
+        .peer_name = hostname,
+        .local = sock ? (const struct sockaddr *)&sock->local : NULL,
+        .peer = addr,
+        .waiter = nonblocking ? NULL : &waiter,
+    };
+    if (nonblocking)
+        hold_program_end(prog_end, &spec);
+
+    /* Swap the file behind the program's descriptor, keeping its flags and
+     * its epoll registrations. */
+    struct nl_epoll_saved *saved = nl_epoll_detach(fd);
+    if (sock == NULL ||
+        nl_real.dup3(prog_end, fd, (fd_flags >= 0 && (fd_flags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+        int e = sock ? errno : ENOMEM;
+        nl_epoll_reattach(fd, saved);
+        nl_pair_abort(tcp, engine_end);
+        if (spec.prog_hold >= 0)
+            nl_pair_abort(spec.prog_hold, -1);
+        nl_real.close(prog_end);
+        nl_real.shutdown(fd, SHUT_RDWR);
+        if (sock)
+            nl_sock_put(sock);
+        errno = e;
+        return -1;
+    }
+    nl_real.close(prog_end);
+    if (nonblocking)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    nl_wrapped_add(fd, sock);
+    nl_epoll_reattach(fd, saved);
+
+    if (!nonblocking)
+        nl_waiter_init(&waiter);
+    if (nl_engine_submit(&spec) != 0) {
+        int e = errno;
+        nl_pair_abort(tcp, engine_end);
+        if (spec.prog_hold >= 0)
+            nl_pair_abort(spec.prog_hold, -1);
+        nl_wrapped_remove(fd);
+        nl_sock_put(sock);
+        if (!nonblocking)
+            nl_waiter_destroy(&waiter);
+        errno = e;
+        return -1;
+    }
+    if (nonblocking) {
+        errno = EINPROGRESS;
+        return -1;
+    }
+    int err = nl_waiter_wait(&waiter, 0);
+    nl_waiter_destroy(&waiter);
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+/* connect() again on a wrapped descriptor: answer as TCP would while a
+ * non-blocking connect completes (EALREADY, then EISCONN or the failure). */
+static int repeated_connect(struct nl_sock *s)
+{
+    nl_sock_lock();
+    int failure = s->failure, up = s->established;
+    nl_sock_unlock();
+    nl_sock_put(s);
+    errno = failure ? failure : up ? EISCONN : EALREADY;
+    return -1;
+}
+
+static int nl_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int family;
+    struct nl_sock *wrapped = nl_wrapped_get(fd);
+    if (wrapped != NULL)
+        return repeated_connect(wrapped);
+    if (nl_policy == NULL || addr == NULL || len < sizeof(sa_family_t) ||
+        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) || !nl_is_tcp_socket(fd, &family))
+        return nl_real.connect(fd, addr, len);
+
+    char host[256];
+    const char *hostname = nl_names_lookup(addr, host, sizeof(host)) ? host : NULL;
+    struct nl_decision d = nl_decide(NL_ROLE_CLIENT, addr, hostname);
+    switch (d.action) {
+    case NL_ACTION_PASSTHROUGH:
+        log_decision("passed through in plaintext", &d, addr);
+        return nl_real.connect(fd, addr, len);
+    case NL_ACTION_DENY:
+        log_decision("denied", &d, addr);
+        errno = EPERM;
+        return -1;
+    case NL_ACTION_WRAP:
+        break;
+    }
+    return wrap_connect(fd, family, addr, len, d.rule, hostname);
+}
+
+NL_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    return nl_connect(fd, addr, len);
+}

@@ -1,0 +1,136 @@
+/* epoll_ctl(): remembering registrations so connect() can move them.
+ *
+ * epoll watches open files, not descriptor numbers. When connect() swaps
+ * the file behind a descriptor the program already registered, the old
+ * registration would keep watching the TCP socket the engine now owns.
+ * We record (epoll fd, events, data) per descriptor and re-create them on
+ * the new file.
+ *
+ * errno contract: exactly the kernel's (we only observe successes). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/real.h"
+#include "hooks/export.h"
+#include "hooks/hooks.h"
+
+struct nl_epoll_reg {
+    int epfd;
+    struct epoll_event ev;
+    struct nl_epoll_reg *next;
+};
+
+struct nl_epoll_saved {
+    struct nl_epoll_reg *regs;
+};
+
+static pthread_mutex_t regs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nl_epoll_reg **regs_by_fd;
+static size_t regs_cap;
+
+static struct nl_epoll_reg **slot(int fd, bool grow)
+{
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= regs_cap) {
+        if (!grow)
+            return NULL;
+        size_t n = regs_cap ? regs_cap : 1024;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct nl_epoll_reg **p = realloc(regs_by_fd, n * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        memset(p + regs_cap, 0, (n - regs_cap) * sizeof(*p));
+        regs_by_fd = p;
+        regs_cap = n;
+    }
+    return &regs_by_fd[fd];
+}
+
+static void record(int epfd, int op, int fd, const struct epoll_event *ev)
+{
+    pthread_mutex_lock(&regs_lock);
+    struct nl_epoll_reg **head = slot(fd, op == EPOLL_CTL_ADD);
+    if (head != NULL) {
+        struct nl_epoll_reg **p = head;
+        while (*p && (*p)->epfd != epfd)
+            p = &(*p)->next;
+        if (op == EPOLL_CTL_DEL) {
+            if (*p) {
+                struct nl_epoll_reg *gone = *p;
+                *p = gone->next;
+                free(gone);
+            }
+        } else if (ev != NULL) {
+            if (*p == NULL && (*p = calloc(1, sizeof(**p))) != NULL)
+                (*p)->epfd = epfd;
+            if (*p)
+                (*p)->ev = *ev;
+        }
+    }
+    pthread_mutex_unlock(&regs_lock);
+}
+
+struct nl_epoll_saved *nl_epoll_detach(int fd)
+{
+    pthread_mutex_lock(&regs_lock);
+    struct nl_epoll_reg **head = slot(fd, false);
+    struct nl_epoll_reg *list = head ? *head : NULL;
+    if (head)
+        *head = NULL;
+    pthread_mutex_unlock(&regs_lock);
+    if (list == NULL)
+        return NULL;
+    struct nl_epoll_saved *saved = malloc(sizeof(*saved));
+    if (saved == NULL) {
+        while (list) {
+            struct nl_epoll_reg *next = list->next;
+            free(list);
+            list = next;
+        }
+        return NULL;
+    }
+    saved->regs = list;
+    for (struct nl_epoll_reg *r = list; r; r = r->next)
+        nl_real.epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+    return saved;
+}
+
+void nl_epoll_reattach(int fd, struct nl_epoll_saved *saved)
+{
+    if (saved == NULL)
+        return;
+    for (struct nl_epoll_reg *r = saved->regs, *next; r; r = next) {
+        next = r->next;
+        if (nl_real.epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &r->ev) == 0)
+            record(r->epfd, EPOLL_CTL_ADD, fd, &r->ev);
+        free(r);
+    }
+    free(saved);
+}
+
+void nl_epoll_forget_fd(int fd)
+{
+    pthread_mutex_lock(&regs_lock);
+    struct nl_epoll_reg **head = slot(fd, false);
+    struct nl_epoll_reg *list = head ? *head : NULL;
+    if (head)
+        *head = NULL;
+    pthread_mutex_unlock(&regs_lock);
+    while (list) {
+        struct nl_epoll_reg *next = list->next;
+        free(list);
+        list = next;
+    }
+}
+
+NL_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    int r = nl_real.epoll_ctl(epfd, op, fd, ev);
+    if (r == 0)
+        record(epfd, op, fd, ev);
+    return r;
+}

@@ -1,0 +1,130 @@
+/* Descriptor hygiene: close, dup, dup2, dup3, close_range, closefrom.
+ *
+ * - The engine's descriptors are not the program's to close: a close of
+ *   one fails with EBADF, as if it were not open, and close_range/closefrom
+ *   skip them. A dup2/dup3 onto one first moves the engine's descriptor to
+ *   another number, so the program gets exactly the number it asked for.
+ * - Wrapped descriptors carry their TCP facts along through dup/dup2/dup3
+ *   and lose them on close.
+ *
+ * errno contract: the kernel's, plus EBADF for closing an engine descriptor
+ * and EBUSY if an engine descriptor in the way cannot be moved. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/fdtable.h"
+#include "common/real.h"
+#include "engine/engine.h"
+#include "hooks/export.h"
+#include "hooks/hooks.h"
+
+static int nl_close(int fd)
+{
+    if (nl_guard_has(fd)) {
+        errno = EBADF;
+        return -1;
+    }
+    nl_wrapped_remove(fd);
+    nl_epoll_forget_fd(fd);
+    return nl_real.close(fd);
+}
+
+static int make_room(int newfd)
+{
+    if (nl_guard_has(newfd) && nl_engine_relocate_fd(newfd) != 0) {
+        errno = EBUSY;
+        return -1;
+    }
+    return 0;
+}
+
+static int nl_dup3(int oldfd, int newfd, int flags, bool is_dup2)
+{
+    if (make_room(newfd) != 0)
+        return -1;
+    if (nl_guard_has(oldfd)) { /* not the program's to copy */
+        errno = EBADF;
+        return -1;
+    }
+    int r = is_dup2 ? nl_real.dup2(oldfd, newfd) : nl_real.dup3(oldfd, newfd, flags);
+    if (r >= 0 && oldfd != newfd) {
+        nl_epoll_forget_fd(newfd);
+        nl_wrapped_dup(oldfd, newfd);
+    }
+    return r;
+}
+
+static int real_close_range(unsigned first, unsigned last, int flags)
+{
+    if (nl_real.close_range)
+        return nl_real.close_range(first, last, flags);
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+/* close_range over the program's descriptors only: split around ours. */
+static int nl_close_range(unsigned first, unsigned last, int flags)
+{
+    if (first > last) {
+        errno = EINVAL;
+        return -1;
+    }
+    unsigned from = first;
+    for (;;) {
+        int guard = nl_guard_next(from, last);
+        unsigned to = guard < 0 ? last : (unsigned)guard - 1;
+        if (guard < 0 || (unsigned)guard > from) {
+            for (unsigned fd = from; fd <= to && fd < (unsigned)INT_MAX; fd++) {
+                if (!nl_wrapped_any())
+                    break;
+                nl_wrapped_remove((int)fd);
+            }
+            if (real_close_range(from, to, flags) != 0)
+                return -1;
+        }
+        if (guard < 0 || (unsigned)guard >= last)
+            return 0;
+        from = (unsigned)guard + 1;
+    }
+}
+
+NL_EXPORT int close(int fd)
+{
+    return nl_close(fd);
+}
+
+NL_EXPORT int dup(int oldfd)
+{
+    if (nl_guard_has(oldfd)) {
+        errno = EBADF;
+        return -1;
+    }
+    int r = fcntl(oldfd, F_DUPFD, 0);
+    if (r >= 0)
+        nl_wrapped_dup(oldfd, r);
+    return r;
+}
+
+NL_EXPORT int dup2(int oldfd, int newfd)
+{
+    return nl_dup3(oldfd, newfd, 0, true);
+}
+
+NL_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return nl_dup3(oldfd, newfd, flags, false);
+}
+
+NL_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    return nl_close_range(first, last, flags);
+}
+
+NL_EXPORT void closefrom(int lowfd)
+{
+    if (lowfd < 0)
+        lowfd = 0;
+    nl_close_range((unsigned)lowfd, ~0U, 0);
+}

@@ -1,0 +1,32 @@
+/* Internal interfaces between the hook families. */
+#ifndef NESTLS_HOOKS_H
+#define NESTLS_HOOKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "policy/policy.h"
+
+/* names.c: the host name the program resolved for an address, if any. */
+bool nl_names_lookup(const struct sockaddr *addr, char *host, size_t len);
+
+/* epoll.c: move the program's epoll registrations of fd across a swap of
+ * the file behind it. detach before the swap, reattach after. */
+struct nl_epoll_saved;
+struct nl_epoll_saved *nl_epoll_detach(int fd);
+void nl_epoll_reattach(int fd, struct nl_epoll_saved *saved);
+void nl_epoll_forget_fd(int fd);
+
+/* process.c */
+void nl_hooks_install_exit_handler(void);
+
+/* decide.c: which rule and action apply to a connection. */
+struct nl_decision {
+    const struct nl_rule *rule; /* NULL: the default action */
+    enum nl_action action;
+};
+struct nl_decision nl_decide(enum nl_role role, const struct sockaddr *addr, const char *hostname);
+bool nl_is_tcp_socket(int fd, int *family);
+
+#endif

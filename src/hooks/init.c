@@ -1,0 +1,64 @@
+/* Start-up contract: load $NESTLS_POLICY before main, or stop the program.
+ *
+ * A preloaded program without a valid policy must never run: it would
+ * speak plaintext where TLS was intended. Every failure prints one line and
+ * exits with status 78 (EX_CONFIG) before main. The policy is immutable
+ * from here on, so hooks read it without a lock. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <pthread.h>
+
+#include "common/log.h"
+#include "common/real.h"
+#include "engine/engine.h"
+#include "hooks/hooks.h"
+
+#define EXIT_CONFIG 78
+
+static void __attribute__((noreturn)) refuse_to_start(const char *what)
+{
+    nl_error("%s", what);
+    nl_real._exit(EXIT_CONFIG);
+}
+
+static int parse_level(const char *s, enum nl_log_level *out)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum nl_log_level)i;
+            return 0;
+        }
+    return -1;
+}
+
+__attribute__((constructor)) static void nl_start(void)
+{
+    nl_real_bind();
+    if (getauxval(AT_SECURE))
+        refuse_to_start("refusing to run inside a setuid/setgid program "
+                        "(its environment cannot be trusted)");
+    const char *path = secure_getenv("NESTLS_POLICY");
+    if (path == NULL || path[0] == '\0')
+        refuse_to_start("NESTLS_POLICY is not set: no policy, no connections "
+                        "(run the program with `nestls run -p POLICY -- ...`)");
+    struct nl_policy *policy;
+    char err[NL_ERR_MAX];
+    if (nl_policy_load(path, &policy, err, sizeof(err)) != 0)
+        refuse_to_start(err);
+
+    enum nl_log_level level = policy->settings.log_level;
+    const char *env_level = secure_getenv("NESTLS_LOG");
+    if (env_level != NULL && env_level[0] != '\0' && parse_level(env_level, &level) != 0)
+        refuse_to_start("NESTLS_LOG must be one of error, warn, info, debug");
+    nl_log_configure(level, policy->settings.log_file);
+    if (nl_log_fd() > 2)
+        nl_guard_add(nl_log_fd());
+    nl_policy = policy;
+    pthread_atfork(nl_engine_fork_prepare, nl_engine_fork_parent, nl_engine_fork_child);
+    nl_hooks_install_exit_handler();
+    nl_debug("policy %s loaded: %zu rule(s), default action %s", policy->path, policy->n_rules,
+             nl_action_name(policy->settings.default_action));
+}

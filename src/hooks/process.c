@@ -1,0 +1,131 @@
+/* Process life: exit, _exit and exec.
+ *
+ * - exit() (and returning from main): our atexit handler flushes stdio,
+ *   then lets the engine deliver what the program wrote and close every
+ *   layer, waiting at most linger_ms. It was registered in the constructor,
+ *   before main, so it runs after the program's own atexit handlers.
+ * - _exit()/_Exit() skip atexit; the hooks do the same drain first.
+ * - exec: connections this process serves are handed to a relay process,
+ *   so a wrapped descriptor that survives execve keeps working.
+ *
+ * errno contract: exec hooks return the real call's result and errno. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "common/real.h"
+#include "engine/engine.h"
+#include "hooks/export.h"
+#include "hooks/hooks.h"
+
+static void drain_at_exit(void)
+{
+    fflush(NULL); /* stdio on fdopen()ed sockets is flushed after atexit */
+    nl_engine_drain_at_exit();
+}
+
+void nl_hooks_install_exit_handler(void)
+{
+    atexit(drain_at_exit);
+}
+
+NL_EXPORT void _exit(int status)
+{
+    nl_engine_drain_at_exit();
+    nl_real._exit(status);
+}
+
+NL_EXPORT void _Exit(int status)
+{
+    nl_engine_drain_at_exit();
+    nl_real._Exit(status);
+}
+
+NL_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    nl_engine_handoff_before_exec();
+    return nl_real.execve(path, argv, envp);
+}
+
+NL_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    nl_engine_handoff_before_exec();
+    return nl_real.fexecve(fd, argv, envp);
+}
+
+NL_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    nl_engine_handoff_before_exec();
+    return nl_real.execveat(dirfd, path, argv, envp, flags);
+}
+
+NL_EXPORT int execv(const char *path, char *const argv[])
+{
+    nl_engine_handoff_before_exec();
+    return nl_real.execv(path, argv);
+}
+
+NL_EXPORT int execvp(const char *file, char *const argv[])
+{
+    nl_engine_handoff_before_exec();
+    return nl_real.execvp(file, argv);
+}
+
+NL_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    nl_engine_handoff_before_exec();
+    return nl_real.execvpe(file, argv, envp);
+}
+
+/* The execl family calls glibc's internal execve directly, so it is
+ * rebuilt here on top of the hooked vector forms. */
+#define MAX_EXECL_ARGS 4096
+
+static int collect_args(const char *arg0, va_list ap, char **argv)
+{
+    int n = 0;
+    argv[n++] = (char *)arg0;
+    while (arg0 != NULL && n < MAX_EXECL_ARGS) {
+        char *a = va_arg(ap, char *);
+        argv[n++] = a;
+        if (a == NULL)
+            return n;
+    }
+    if (arg0 == NULL)
+        return n;
+    errno = E2BIG;
+    return -1;
+}
+
+NL_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    char *argv[MAX_EXECL_ARGS + 1];
+    va_list ap;
+    va_start(ap, arg);
+    int n = collect_args(arg, ap, argv);
+    va_end(ap);
+    return n < 0 ? -1 : execv(path, argv);
+}
+
+NL_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    char *argv[MAX_EXECL_ARGS + 1];
+    va_list ap;
+    va_start(ap, arg);
+    int n = collect_args(arg, ap, argv);
+    va_end(ap);
+    return n < 0 ? -1 : execvp(file, argv);
+}
+
+NL_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    char *argv[MAX_EXECL_ARGS + 1];
+    va_list ap;
+    va_start(ap, arg);
+    int n = collect_args(arg, ap, argv);
+    char *const *envp = n < 0 ? NULL : va_arg(ap, char *const *);
+    va_end(ap);
+    return n < 0 ? -1 : execve(path, argv, envp);
+}

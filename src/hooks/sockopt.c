@@ -1,0 +1,147 @@
+/* What the program asks of its socket stays true to TCP.
+ *
+ * A wrapped descriptor is an AF_UNIX socket underneath; these hooks answer
+ * for it as the TCP socket would: its addresses, SO_DOMAIN/SO_PROTOCOL,
+ * the connect result in SO_ERROR, and TCP/IP-level options applied to the
+ * engine's real TCP socket. Socket-level options (timeouts, buffers) stay
+ * on the program's own end, where they take effect.
+ *
+ * errno contract: as the kernel's; ENOTCONN for a TCP option once the
+ * connection is gone. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "common/fdtable.h"
+#include "common/real.h"
+#include "hooks/export.h"
+#include "hooks/hooks.h"
+
+static int copy_addr(const struct sockaddr_storage *src, socklen_t src_len, struct sockaddr *addr,
+                     socklen_t *addrlen)
+{
+    if (addr == NULL || addrlen == NULL) {
+        errno = EFAULT;
+        return -1;
+    }
+    socklen_t n = *addrlen < src_len ? *addrlen : src_len;
+    memcpy(addr, src, n);
+    *addrlen = src_len;
+    return 0;
+}
+
+static int nl_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+    struct nl_sock *s = nl_wrapped_get(fd);
+    if (s == NULL)
+        return nl_real.getpeername(fd, addr, addrlen);
+    int r = copy_addr(&s->peer, s->peer_len, addr, addrlen);
+    nl_sock_put(s);
+    return r;
+}
+
+static int nl_getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+    struct nl_sock *s = nl_wrapped_get(fd);
+    if (s == NULL)
+        return nl_real.getsockname(fd, addr, addrlen);
+    int r = copy_addr(&s->local, s->local_len, addr, addrlen);
+    nl_sock_put(s);
+    return r;
+}
+
+static bool applies_to_tcp(int level, int name)
+{
+    return level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6 ||
+           (level == SOL_SOCKET && name == SO_KEEPALIVE);
+}
+
+static int put_int(void *val, socklen_t *len, int v)
+{
+    if (val == NULL || len == NULL || *len < (socklen_t)sizeof(int)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(val, &v, sizeof(int));
+    *len = sizeof(int);
+    return 0;
+}
+
+/* Run a TCP-level option on the engine's socket, holding the lock that the
+ * engine takes before closing it, so the number cannot be reused under us. */
+static int on_tcp_socket(struct nl_sock *s, int set, int level, int name, void *val, socklen_t *len,
+                         socklen_t set_len)
+{
+    nl_sock_lock();
+    int r;
+    if (s->tcp_fd < 0) {
+        errno = ENOTCONN;
+        r = -1;
+    } else if (set) {
+        r = nl_real.setsockopt(s->tcp_fd, level, name, val, set_len);
+    } else {
+        r = nl_real.getsockopt(s->tcp_fd, level, name, val, len);
+    }
+    nl_sock_unlock();
+    return r;
+}
+
+static int nl_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    struct nl_sock *s = nl_wrapped_get(fd);
+    if (s == NULL)
+        return nl_real.getsockopt(fd, level, name, val, len);
+    int r;
+    if (level == SOL_SOCKET && name == SO_DOMAIN) {
+        r = put_int(val, len, s->family);
+    } else if (level == SOL_SOCKET && name == SO_PROTOCOL) {
+        r = put_int(val, len, IPPROTO_TCP);
+    } else if (level == SOL_SOCKET && name == SO_ERROR) {
+        nl_sock_lock();
+        int err = s->so_error;
+        s->so_error = 0;
+        nl_sock_unlock();
+        if (err != 0)
+            r = put_int(val, len, err);
+        else
+            r = nl_real.getsockopt(fd, level, name, val, len);
+    } else if (applies_to_tcp(level, name)) {
+        r = on_tcp_socket(s, 0, level, name, val, len, 0);
+    } else {
+        r = nl_real.getsockopt(fd, level, name, val, len);
+    }
+    nl_sock_put(s);
+    return r;
+}
+
+static int nl_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    if (!applies_to_tcp(level, name))
+        return nl_real.setsockopt(fd, level, name, val, len);
+    struct nl_sock *s = nl_wrapped_get(fd);
+    if (s == NULL)
+        return nl_real.setsockopt(fd, level, name, val, len);
+    int r = on_tcp_socket(s, 1, level, name, (void *)val, NULL, len);
+    nl_sock_put(s);
+    return r;
+}
+
+NL_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+    return nl_getpeername(fd, addr, addrlen);
+}
+
+NL_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+    return nl_getsockname(fd, addr, addrlen);
+}
+
+NL_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    return nl_getsockopt(fd, level, name, val, len);
+}
+
+NL_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    return nl_setsockopt(fd, level, name, val, len);
+}

@@ -1,0 +1,120 @@
+/* Internal to src/policy: the state of one nl_policy_load() call and the
+ * helpers its parts share. Nothing here is used outside src/policy.
+ *
+ * Error discipline: every function that can fail returns 0 on success or
+ * -1 after writing the one-line message into the loader (the first error
+ * wins; later ones are never written over it). */
+#ifndef NESTLS_POLICY_LOADER_H
+#define NESTLS_POLICY_LOADER_H
+
+#include <stdarg.h>
+#include <yaml.h>
+
+#include "policy/policy.h"
+
+#define NL_GUARD(x)         \
+    do {                    \
+        if ((x) < 0)        \
+            return -1;      \
+    } while (0)
+
+struct nl_loader {
+    const char *file;    /* as given to nl_policy_load: prefix of every error */
+    const char *dir;     /* absolute directory relative paths are resolved in */
+    yaml_document_t doc;
+    char *err;
+    size_t errlen;
+    bool failed;
+    char where[192];     /* "layer 2 of rule 'db'", or "" at top level */
+};
+
+/* --- errors.c ---------------------------------------------------------- */
+
+struct nl_pos nl_node_pos(const yaml_node_t *node);
+/* "FILE:LINE:COL: " + "<where>: " (when set) + message. Returns -1. */
+int nl_fail(struct nl_loader *L, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same without the "<where>: " prefix, for messages that say it inline. */
+int nl_fail_raw(struct nl_loader *L, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int nl_fail_mark(struct nl_loader *L, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The most telling reason in OpenSSL's error queue (queue is emptied), or
+ * NULL when the queue was empty. */
+const char *nl_ssl_reason(void);
+
+/* --- yaml_doc.c -------------------------------------------------------- */
+
+/* Parse the file into L->doc; root is NULL-free on success. */
+int nl_yaml_load(struct nl_loader *L, FILE *fp, yaml_node_t **root);
+yaml_node_t *nl_yaml_node(struct nl_loader *L, int index);
+bool nl_yaml_is_null(const yaml_node_t *node);
+/* "a mapping", "a list", "nothing", or the scalar quoted: "'abc'". */
+const char *nl_yaml_kind(const yaml_node_t *node, char *buf, size_t size);
+/* Every key a distinct scalar from valid[] (NULL-terminated); the message
+ * for a stray key says "... in <where>". */
+int nl_yaml_check_mapping(struct nl_loader *L, const yaml_node_t *map,
+                          const char *const valid[], const char *where);
+/* The value under key (or NULL), and the key node itself when asked. */
+yaml_node_t *nl_yaml_get(struct nl_loader *L, const yaml_node_t *map, const char *key,
+                         yaml_node_t **key_node);
+
+/* --- suggest.c --------------------------------------------------------- */
+
+/* The valid name closest to word, or NULL when none is close enough. */
+const char *nl_suggest(const char *word, const char *const valid[]);
+/* "did you mean 'x'?" or "valid keys: a, b, c" into buf. */
+void nl_suggest_text(const char *word, const char *const valid[], char *buf, size_t size);
+
+/* --- values.c ---------------------------------------------------------- */
+
+int nl_get_string(struct nl_loader *L, const yaml_node_t *v, const char *key, char **out);
+int nl_get_bool(struct nl_loader *L, const yaml_node_t *v, const char *key, bool *out);
+int nl_get_uint(struct nl_loader *L, const yaml_node_t *v, const char *key, unsigned lo,
+                unsigned hi, unsigned *out);
+/* names[] is NULL-terminated; *out is the index of the match. */
+int nl_get_enum(struct nl_loader *L, const yaml_node_t *v, const char *key,
+                const char *const names[], int *out);
+int nl_get_tls_version(struct nl_loader *L, const yaml_node_t *v, const char *key, int *out);
+/* A path made absolute against L->dir (absolute paths are kept). */
+char *nl_resolve_path(struct nl_loader *L, const char *path);
+/* A string naming a file that must be readable: *out is absolute. */
+int nl_get_file(struct nl_loader *L, const yaml_node_t *v, const char *key, char **out);
+char *nl_strdup(struct nl_loader *L, const yaml_node_t *at, const char *s);
+
+/* --- address.c --------------------------------------------------------- */
+
+int nl_parse_addresses(struct nl_loader *L, const yaml_node_t *v, struct nl_rule *rule);
+int nl_parse_ports(struct nl_loader *L, const yaml_node_t *v, struct nl_rule *rule);
+
+/* --- rules.c / layers.c ------------------------------------------------ */
+
+int nl_parse_rules(struct nl_loader *L, const yaml_node_t *v, struct nl_policy *p);
+/* layers_node is a list; fills rule->layers (SSL_CTXs included). */
+int nl_parse_layers(struct nl_loader *L, const yaml_node_t *layers_node, struct nl_rule *rule,
+                    size_t rule_index);
+
+/* --- tls_ctx.c / tls_check.c ----------------------------------------- */
+
+/* Where each TLS setting of a layer was written, so a rejection by OpenSSL
+ * points at the value that caused it (NULL: not given). */
+struct nl_layer_nodes {
+    const yaml_node_t *layer, *ca, *cert, *key, *client_ca;
+    const yaml_node_t *ciphers, *ciphersuites, *groups;
+};
+
+/* Check that cert and key load and belong together (before any SSL_CTX). */
+int nl_check_keypair(struct nl_loader *L, const struct nl_layer *layer,
+                     const struct nl_layer_nodes *at);
+/* OpenSSL ignores unknown names inside these lists; name the first one. */
+int nl_check_ciphersuites(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer,
+                          const yaml_node_t *at);
+int nl_check_groups(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer,
+                    const yaml_node_t *at);
+/* Never prompt on the terminal for a key passphrase. */
+int nl_no_passphrase(char *buf, int size, int rwflag, void *called);
+/* Build the contexts the rule's role needs. */
+int nl_build_contexts(struct nl_loader *L, struct nl_layer *layer, enum nl_role role,
+                      size_t rule_index, size_t layer_index, const struct nl_layer_nodes *at);
+
+#endif

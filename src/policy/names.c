@@ -1,0 +1,40 @@
+/* Names for the policy's enumerations, as the policy file spells them.
+ * (nl_log_level_name lives in common/log.c, which needs it first.) */
+#include "policy/policy.h"
+
+const char *nl_role_name(enum nl_role role)
+{
+    switch (role) {
+    case NL_ROLE_ANY:
+        return "any";
+    case NL_ROLE_CLIENT:
+        return "client";
+    case NL_ROLE_SERVER:
+        return "server";
+    }
+    return "?";
+}
+
+const char *nl_action_name(enum nl_action action)
+{
+    switch (action) {
+    case NL_ACTION_WRAP:
+        return "wrap";
+    case NL_ACTION_PASSTHROUGH:
+        return "passthrough";
+    case NL_ACTION_DENY:
+        return "deny";
+    }
+    return "?";
+}
+
+const char *nl_tls_version_name(int version)
+{
+    switch (version) {
+    case TLS1_2_VERSION:
+        return "TLSv1.2";
+    case TLS1_3_VERSION:
+        return "TLSv1.3";
+    }
+    return "?";
+}

@@ -1,0 +1,163 @@
+/* layer → SSL_CTX, once, at load. A client context when the rule can match
+ * the client role, a server context when it can match the server role.
+ * Host name verification is per connection (the engine calls
+ * SSL_set1_host), so nothing here depends on the peer. */
+#include "policy/loader.h"
+
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Forward secret only: what OpenSSL would pick minus the static-RSA suites. */
+#define DEFAULT_TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+/* Where an error about `key` belongs: at its value, else the layer. */
+static const yaml_node_t *node_or_layer(const yaml_node_t *v, const struct nl_layer_nodes *at)
+{
+    return v != NULL ? v : at->layer;
+}
+
+static const char *written(const yaml_node_t *v, const char *fallback)
+{
+    return v != NULL ? (const char *)v->data.scalar.value : fallback;
+}
+
+static int ssl_fail(struct nl_loader *L, const yaml_node_t *at, const char *what, const char *value)
+{
+    const char *why = nl_ssl_reason();
+    return nl_fail(L, at, "OpenSSL rejects %s '%s': %s", what, value,
+                   why != NULL ? why : "no reason given");
+}
+
+/* Protocol versions, options and algorithm lists: the same for both roles. */
+static int setup_common(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer,
+                        const struct nl_layer_nodes *at)
+{
+    if (SSL_CTX_set_min_proto_version(ctx, layer->min_version) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, layer->max_version) != 1)
+        return ssl_fail(L, at->layer, "the TLS version range",
+                        nl_tls_version_name(layer->min_version));
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_default_passwd_cb(ctx, nl_no_passphrase);
+
+    const char *ciphers = layer->ciphers ? layer->ciphers : DEFAULT_TLS12_CIPHERS;
+    if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1)
+        return ssl_fail(L, node_or_layer(at->ciphers, at), "'ciphers'", ciphers);
+    if (layer->ciphersuites != NULL) {
+        NL_GUARD(nl_check_ciphersuites(L, ctx, layer, at->ciphersuites));
+        if (SSL_CTX_set_ciphersuites(ctx, layer->ciphersuites) != 1)
+            return ssl_fail(L, at->ciphersuites, "'ciphersuites'", layer->ciphersuites);
+    }
+    if (layer->groups != NULL) {
+        NL_GUARD(nl_check_groups(L, ctx, layer, at->groups));
+        if (SSL_CTX_set1_groups_list(ctx, layer->groups) != 1)
+            return ssl_fail(L, at->groups, "'groups'", layer->groups);
+    }
+    return 0;
+}
+
+/* Our own certificate chain and key (already checked to match). */
+static int use_keypair(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer,
+                       const struct nl_layer_nodes *at)
+{
+    if (SSL_CTX_use_certificate_chain_file(ctx, layer->cert) != 1)
+        return ssl_fail(L, at->cert, "'cert' file", written(at->cert, layer->cert));
+    if (SSL_CTX_use_PrivateKey_file(ctx, layer->key, SSL_FILETYPE_PEM) != 1)
+        return ssl_fail(L, at->key, "'key' file", written(at->key, layer->key));
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        return nl_fail(L, at->key, "key '%s' does not match cert '%s'",
+                       written(at->key, layer->key), written(at->cert, layer->cert));
+    }
+    return 0;
+}
+
+static int setup_client(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer,
+                        const struct nl_layer_nodes *at)
+{
+    if (!layer->verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else if (layer->ca == NULL || strcmp(layer->ca, "system") == 0) {
+        if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+            return ssl_fail(L, node_or_layer(at->ca, at), "the system trust store", "system");
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        if (SSL_CTX_load_verify_locations(ctx, layer->ca, NULL) != 1)
+            return ssl_fail(L, at->ca, "'ca' file", written(at->ca, layer->ca));
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    if (layer->cert != NULL)
+        NL_GUARD(use_keypair(L, ctx, layer, at));
+    /* Note: SSL_CTX_set_alpn_protos returns 0 on success. */
+    if (layer->alpn_wire != NULL &&
+        SSL_CTX_set_alpn_protos(ctx, layer->alpn_wire, (unsigned)layer->alpn_wire_len) != 0)
+        return ssl_fail(L, at->layer, "'alpn'", layer->alpn[0]);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+    return 0;
+}
+
+/* The server's first preference that the client offered; none: no ALPN. */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    const struct nl_layer *layer = arg;
+    unsigned char *chosen = NULL;
+    (void)ssl;
+    if (SSL_select_next_proto(&chosen, outlen, layer->alpn_wire,
+                              (unsigned)layer->alpn_wire_len, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int setup_server(struct nl_loader *L, SSL_CTX *ctx, struct nl_layer *layer,
+                        size_t rule_index, size_t layer_index, const struct nl_layer_nodes *at)
+{
+    NL_GUARD(use_keypair(L, ctx, layer, at));
+    if (layer->client_ca != NULL && layer->verify) {
+        if (SSL_CTX_load_verify_locations(ctx, layer->client_ca, NULL) != 1)
+            return ssl_fail(L, at->client_ca, "'client_ca' file",
+                            written(at->client_ca, layer->client_ca));
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(layer->client_ca);
+        if (names == NULL)
+            return ssl_fail(L, at->client_ca, "'client_ca' file",
+                            written(at->client_ca, layer->client_ca));
+        SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+
+    /* Sessions resume only within the same rule and layer. */
+    char sid[SSL_MAX_SID_CTX_LENGTH];
+    int n = snprintf(sid, sizeof(sid), "nestls/%zu/%zu", rule_index, layer_index);
+    if (SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid, (unsigned)n) != 1)
+        return ssl_fail(L, at->layer, "the session id context", sid);
+
+    if (layer->alpn_wire != NULL)
+        SSL_CTX_set_alpn_select_cb(ctx, select_alpn, layer);
+    return 0;
+}
+
+int nl_build_contexts(struct nl_loader *L, struct nl_layer *layer, enum nl_role role,
+                      size_t rule_index, size_t layer_index, const struct nl_layer_nodes *at)
+{
+    ERR_clear_error();
+    if (role != NL_ROLE_SERVER) {
+        layer->client_ctx = SSL_CTX_new(TLS_client_method());
+        if (layer->client_ctx == NULL)
+            return ssl_fail(L, at->layer, "a new client context for", "this layer");
+        NL_GUARD(setup_common(L, layer->client_ctx, layer, at));
+        NL_GUARD(setup_client(L, layer->client_ctx, layer, at));
+    }
+    if (role != NL_ROLE_CLIENT) {
+        layer->server_ctx = SSL_CTX_new(TLS_server_method());
+        if (layer->server_ctx == NULL)
+            return ssl_fail(L, at->layer, "a new server context for", "this layer");
+        NL_GUARD(setup_common(L, layer->server_ctx, layer, at));
+        NL_GUARD(setup_server(L, layer->server_ctx, layer, rule_index, layer_index, at));
+    }
+    return 0;
+}

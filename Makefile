@@ -42,8 +42,11 @@ $(BUILD)/libnestls.so: $(LIB_OBJ)
 $(BUILD)/nestls: $(CLI_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link the policy code directly (no preload involved).
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(filter-out $(BUILD)/obj/src/cli/%,$(CLI_OBJ))
+# Unit tests link the policy code and the socket-free onion directly (no
+# preload involved).
+UNIT_LINK := $(filter-out $(BUILD)/obj/src/cli/%,$(CLI_OBJ)) \
+             $(BUILD)/obj/src/engine/onion.o $(BUILD)/obj/src/engine/tls_error.o
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -341,7 +341,8 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
     switch (c->state) {
     case NL_CONN_OPEN:
         if ((c->tcp_eof && !nl_onion_inner_eof(o)) || nl_onion_outer_cut(o)) {
-            if (c->to_app.start != c->to_app.end && !c->app_gone)
+            if (!c->app_gone &&
+                (c->to_app.start != c->to_app.end || nl_onion_inbound_pending(o)))
                 return 0; /* deliver what arrived intact first */
             nl_warn("%s layer %zu: connection cut without close_notify", c->desc,
                     c->onion.n);

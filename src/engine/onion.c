@@ -24,6 +24,11 @@ static size_t fragment_for(size_t layer)
     return TLS_MAX_FRAGMENT - LAYER_OVERHEAD * layer;
 }
 
+size_t nl_onion_fragment(size_t layer)
+{
+    return fragment_for(layer);
+}
+
 static int set_peer_identity(SSL *ssl, const struct nl_layer *cfg, const char *peer_name,
                              const struct sockaddr *peer_addr)
 {
@@ -339,6 +344,24 @@ bool nl_onion_inner_eof(const struct nl_onion *o)
     return o->n > 0 && o->l[o->n - 1].peer_closed;
 }
 
+static bool holds_complete_record(BIO *b)
+{
+    char *data;
+    long avail = BIO_get_mem_data(b, &data);
+    if (avail < TLS_HEADER)
+        return false;
+    const unsigned char *h = (const unsigned char *)data;
+    return (size_t)avail >= TLS_HEADER + ((size_t)h[3] << 8 | h[4]);
+}
+
+bool nl_onion_inbound_pending(const struct nl_onion *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (SSL_pending(o->l[i].ssl) > 0 || holds_complete_record(o->l[i].rbio))
+            return true;
+    return false;
+}
+
 bool nl_onion_outer_cut(const struct nl_onion *o)
 {
     for (size_t i = 0; i + 1 < o->n; i++)
@@ -385,6 +408,17 @@ void nl_onion_close_all(struct nl_onion *o)
     }
 }
 
+static void subject_rfc2253(X509 *cert, char *out, size_t len)
+{
+    BIO *mem = BIO_new(BIO_s_mem());
+    if (mem == NULL)
+        return;
+    X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+    int n = BIO_read(mem, out, (int)len - 1);
+    out[n > 0 ? n : 0] = '\0';
+    BIO_free(mem);
+}
+
 void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
 {
     size_t used = 0;
@@ -394,7 +428,7 @@ void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
         char subject[256] = "-";
         X509 *peer = SSL_get1_peer_certificate(ssl);
         if (peer != NULL) {
-            X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof(subject));
+            subject_rfc2253(peer, subject, sizeof(subject));
             X509_free(peer);
         }
         const unsigned char *alpn = NULL;

@@ -64,6 +64,9 @@ int nl_onion_write_plain(struct nl_onion *o, const void *buf, size_t len);
 /* >0: bytes; 0: nothing now (see inner_eof); -1: failure. */
 ssize_t nl_onion_read_plain(struct nl_onion *o, void *buf, size_t cap);
 bool nl_onion_inner_eof(const struct nl_onion *o);
+/* True while any layer still holds a complete record or decrypted bytes:
+ * a stream cut at TCP level is only truncation once these are consumed. */
+bool nl_onion_inbound_pending(const struct nl_onion *o);
 /* True when an outer layer ended (close_notify) before the innermost did:
  * the inner stream was cut short. */
 bool nl_onion_outer_cut(const struct nl_onion *o);
@@ -72,6 +75,9 @@ bool nl_onion_outer_cut(const struct nl_onion *o);
 void nl_onion_close_inner(struct nl_onion *o);
 /* close_notify on every layer still open, innermost first. */
 void nl_onion_close_all(struct nl_onion *o);
+
+/* The largest record payload layer i (0 = outermost) sends. */
+size_t nl_onion_fragment(size_t layer);
 
 /* Largest plaintext chunk worth handing to write_plain at once. */
 size_t nl_onion_plain_chunk(const struct nl_onion *o);

@@ -1,0 +1,81 @@
+/* nestls: run a program under libnestls.so, check a policy, explain one.
+ * This file only dispatches; each subcommand lives in its own file. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#ifndef NESTLS_VERSION
+#define NESTLS_VERSION "unknown"
+#endif
+
+#define USAGE_RUN "run [-p FILE] [-v] [--] CMD [ARGS...]"
+#define USAGE_CHECK "check FILE..."
+#define USAGE_EXPLAIN "explain FILE client|server HOST:PORT [--program NAME]"
+
+void nl_cli_usage_of(const char *cmd)
+{
+    const char *line = strcmp(cmd, "run") == 0     ? USAGE_RUN
+                       : strcmp(cmd, "check") == 0 ? USAGE_CHECK
+                                                   : USAGE_EXPLAIN;
+    fprintf(stderr, "usage: nestls %s\n", line);
+}
+
+void nl_cli_usage(FILE *out)
+{
+    fputs("usage: nestls " USAGE_RUN "\n"
+          "       nestls " USAGE_CHECK "\n"
+          "       nestls " USAGE_EXPLAIN "\n"
+          "       nestls --help | --version\n"
+          "\n"
+          "  run      run CMD with libnestls.so preloaded, its TCP connections wrapped\n"
+          "           in TLS as the policy says. The policy is FILE, else $NESTLS_POLICY.\n"
+          "           -v logs at debug level (sets NESTLS_LOG=debug).\n"
+          "           An invalid policy stops here with exit status 78; CMD never runs.\n"
+          "  check    validate policy files (certificates and keys included) and\n"
+          "           print what each rule does; exit status 1 if one is invalid.\n"
+          "  explain  show which rule a connection would match and the layers it\n"
+          "           would get. client: HOST:PORT is the peer; server: it is the\n"
+          "           local address that accepted. HOST is an IPv4 address, an IPv6\n"
+          "           address in brackets ([::1]:443) or a name (resolved; its first\n"
+          "           address is used). --program NAME matches program rules.\n",
+          out);
+}
+
+void nl_cli_error(const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "nestls: %s\n", line);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        nl_cli_usage(stderr);
+        return NL_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        nl_cli_usage(stdout);
+        return NL_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("nestls %s\n", NESTLS_VERSION);
+        return NL_EXIT_OK;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return nl_cli_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "check") == 0)
+        return nl_cli_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "explain") == 0)
+        return nl_cli_explain(argc - 2, argv + 2);
+
+    nl_cli_error("unknown command '%s'", cmd);
+    nl_cli_usage(stderr);
+    return NL_EXIT_USAGE;
+}

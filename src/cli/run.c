@@ -1,0 +1,156 @@
+/* nestls run: validate the policy, then exec the program with libnestls.so
+ * preloaded. The policy is loaded here first so that a broken policy is
+ * reported once, by us, before anything runs — the library would refuse it
+ * too, but only after the program had started. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+#define LIB_NAME "libnestls.so"
+
+/* The library next to the nestls binary, as an absolute path. */
+static int find_library(char *out, size_t len)
+{
+    char exe[PATH_MAX];
+    if (realpath("/proc/self/exe", exe) == NULL) {
+        nl_cli_error("cannot find the nestls executable (/proc/self/exe): %s", strerror(errno));
+        return -1;
+    }
+    char *slash = strrchr(exe, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    if ((size_t)snprintf(out, len, "%s/%s", exe, LIB_NAME) >= len) {
+        nl_cli_error("path too long: %s/%s", exe, LIB_NAME);
+        return -1;
+    }
+    if (access(out, R_OK) != 0) {
+        nl_cli_error("cannot use %s: %s (build it with make, next to nestls)", out,
+                     strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* True when list (space or colon separated, as ld.so reads it) holds path. */
+static int preload_has(const char *list, const char *path)
+{
+    size_t n = strlen(path);
+    for (const char *p = list; (p = strstr(p, path)) != NULL; p += n) {
+        int starts = p == list || p[-1] == ' ' || p[-1] == ':';
+        int ends = p[n] == '\0' || p[n] == ' ' || p[n] == ':';
+        if (starts && ends)
+            return 1;
+    }
+    return 0;
+}
+
+/* Ours first, so its hooks see calls before any other preloaded shim. */
+static int set_preload(const char *lib)
+{
+    const char *old = getenv("LD_PRELOAD");
+    if (old == NULL || *old == '\0')
+        return setenv("LD_PRELOAD", lib, 1);
+    if (preload_has(old, lib))
+        return 0;
+    size_t len = strlen(lib) + 1 + strlen(old) + 1;
+    char *joined = malloc(len);
+    if (joined == NULL)
+        return -1;
+    snprintf(joined, len, "%s %s", lib, old);
+    int rc = setenv("LD_PRELOAD", joined, 1);
+    free(joined);
+    return rc;
+}
+
+static int check_policy(const char *path)
+{
+    struct nl_policy *policy = NULL;
+    char err[NL_ERR_MAX];
+    if (nl_policy_load(path, &policy, err, sizeof(err)) != 0) {
+        nl_cli_error("%s", err);
+        return -1;
+    }
+    nl_policy_free(policy);
+    return 0;
+}
+
+int nl_cli_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"policy", required_argument, NULL, 'p'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *policy = NULL;
+    int verbose = 0;
+
+    /* getopt wants the program name in argv[0]; "+" stops at CMD, so the
+     * program's own options are never taken for ours. */
+    char **args = argv - 1;
+    int nargs = argc + 1;
+    optind = 1;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(nargs, args, "+p:vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'p':
+            policy = optarg;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'h':
+            nl_cli_usage(stdout);
+            return NL_EXIT_OK;
+        default:
+            if (optopt == 'p')
+                nl_cli_error("run: -p needs a policy FILE");
+            else
+                nl_cli_error("run: unknown option '%s'", args[optind - 1]);
+            nl_cli_usage_of("run");
+            return NL_EXIT_USAGE;
+        }
+    }
+    if (optind >= nargs) {
+        nl_cli_error("run: no command given");
+        nl_cli_usage_of("run");
+        return NL_EXIT_USAGE;
+    }
+    char **cmd = args + optind;
+
+    if (policy == NULL || *policy == '\0')
+        policy = getenv("NESTLS_POLICY");
+    if (policy == NULL || *policy == '\0') {
+        nl_cli_error("no policy: use -p FILE or set NESTLS_POLICY");
+        return NL_EXIT_CONFIG;
+    }
+    if (check_policy(policy) != 0)
+        return NL_EXIT_CONFIG;
+
+    char abs_policy[PATH_MAX];
+    if (realpath(policy, abs_policy) == NULL) {
+        nl_cli_error("%s: %s", policy, strerror(errno));
+        return NL_EXIT_CONFIG;
+    }
+    char lib[PATH_MAX];
+    if (find_library(lib, sizeof(lib)) != 0)
+        return NL_EXIT_FAIL;
+
+    if (setenv("NESTLS_POLICY", abs_policy, 1) != 0 || set_preload(lib) != 0 ||
+        (verbose && setenv("NESTLS_LOG", "debug", 1) != 0)) {
+        nl_cli_error("cannot set the environment: %s", strerror(errno));
+        return NL_EXIT_FAIL;
+    }
+
+    execvp(cmd[0], cmd);
+    int saved = errno;
+    nl_cli_error("cannot run %s: %s", cmd[0], strerror(saved));
+    return saved == EACCES ? NL_EXIT_NOEXEC : NL_EXIT_NOTFOUND;
+}

@@ -7,13 +7,13 @@
 
 CC      ?= cc
 BUILD   ?= build
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
-           -D_GNU_SOURCE -Isrc -pthread
-LDLIBS  := -lssl -lcrypto -lyaml -ldl -pthread
-
-VERSION := 0.1.0
-CFLAGS  += -DNESTLS_VERSION='"$(VERSION)"'
+# CFLAGS is yours to override (e.g. sanitizers); NL_CFLAGS is what the
+# code needs and is always added.
+CFLAGS    ?= -O2 -g
+VERSION   := 0.1.0
+NL_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
+             -D_GNU_SOURCE -Isrc -pthread -DNESTLS_VERSION='"$(VERSION)"'
+LDLIBS    := -lssl -lcrypto -lyaml -ldl -pthread
 
 POLICY_SRC := $(wildcard src/policy/*.c)
 COMMON_SRC := $(filter-out src/common/real.c,$(wildcard src/common/*.c))
@@ -34,13 +34,13 @@ all: $(BUILD)/libnestls.so $(BUILD)/nestls
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(NL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libnestls.so: $(LIB_OBJ)
-	$(CC) -shared $(CFLAGS) -Wl,-z,defs -Wl,-z,now -o $@ $^ $(LDLIBS)
+	$(CC) -shared $(CFLAGS) $(NL_CFLAGS) -Wl,-z,defs -Wl,-z,now -o $@ $^ $(LDLIBS)
 
 $(BUILD)/nestls: $(CLI_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the policy code and the socket-free onion directly (no
 # preload involved).
@@ -48,7 +48,7 @@ UNIT_LINK := $(filter-out $(BUILD)/obj/src/cli/%,$(CLI_OBJ)) \
              $(BUILD)/obj/src/engine/onion.o $(BUILD)/obj/src/engine/tls_error.o
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Small plaintext programs the bats suites drive (they know nothing of TLS).
 $(BUILD)/tests/%: tests/helpers/%.c

@@ -77,3 +77,7 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(DEPFILES)
+
+# Areas with their own targets (bench, fuzzing, sanitizers) keep them in a
+# fragment next to their code.
+-include $(wildcard tests/*/*.mk)

@@ -143,7 +143,7 @@ static void print_server_side(FILE *out, const struct nl_layer *layer, const cha
                 show(layer->key ? layer->key : layer->cert, &b));
     else
         fprintf(out, "%scertificate: none\n", in);
-    if (layer->client_ca != NULL)
+    if (layer->client_ca != NULL && layer->verify)
         fprintf(out, "%sclients:     mTLS required, trusted CA %s\n", in,
                 show(layer->client_ca, &a));
     else

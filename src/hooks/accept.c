@@ -113,6 +113,12 @@ static int nl_accept4(int listener, struct sockaddr *addr, socklen_t *addrlen, i
         errno = ECONNABORTED; /* what accept reports for a connection gone before use */
         return -1;
     }
+    if (d.action == NL_ACTION_PASSTHROUGH && nl_log_enabled(NL_LOG_DEBUG)) {
+        char a[80];
+        nl_format_addr((struct sockaddr *)&local, a, sizeof(a));
+        nl_debug("%s%s%s: server %s passed through in plaintext", d.rule ? "rule '" : "default action",
+                 d.rule ? d.rule->name : "", d.rule ? "'" : "", a);
+    }
 as_is:
     if (!(flags & SOCK_CLOEXEC))
         fcntl(conn, F_SETFD, 0);

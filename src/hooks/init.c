@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/auxv.h>
 #include <pthread.h>
 
@@ -27,7 +28,7 @@ static int parse_level(const char *s, enum nl_log_level *out)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
     for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
+        if (strcasecmp(s, names[i]) == 0) {
             *out = (enum nl_log_level)i;
             return 0;
         }

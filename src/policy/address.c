@@ -12,7 +12,7 @@
 #include <string.h>
 
 static const char ADDRESS_TYPES[] = "an IP, a CIDR, a host name or \"*\"";
-static const char PORT_TYPES[] = "a number, a range \"LO-HI\"";
+static const char PORT_TYPES[] = "a number or a range \"LO-HI\"";
 
 static void mask(unsigned char *addr, int prefix, int bytes)
 {
@@ -92,7 +92,7 @@ static int parse_cidr(struct nl_loader *L, const yaml_node_t *v, const char *s,
 }
 
 /* RFC 1123 labels; the last label is not all digits (that is an IP typo). */
-static bool valid_host(const char *s)
+bool nl_valid_host_name(const char *s)
 {
     size_t len = strlen(s);
     if (len == 0 || len > 253)
@@ -142,7 +142,7 @@ static int parse_address(struct nl_loader *L, const yaml_node_t *v, struct nl_ad
     if (len > 1 && name[len - 1] == '.')
         name[len - 1] = '\0'; /* "example.com." is fully qualified, same name */
     const char *body = strncmp(name, "*.", 2) == 0 ? name + 2 : name;
-    if (!valid_host(body))
+    if (!nl_valid_host_name(body))
         return nl_fail(L, v, "bad address '%s': not %s", s, ADDRESS_TYPES);
     m->kind = NL_ADDR_HOST;
     m->host = nl_strdup(L, v, name);

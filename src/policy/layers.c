@@ -3,6 +3,7 @@
  * needs), and then its SSL_CTXs are built. */
 #include "policy/loader.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,14 +73,29 @@ static int parse_ca(struct nl_loader *L, const yaml_node_t *v, struct nl_layer *
     return nl_get_file(L, v, "ca", &layer->ca);
 }
 
+/* The name is sent as SNI and checked against the certificate on every
+ * connection: a malformed one must fail here, not on the first connect. */
+static int check_server_name(struct nl_loader *L, const yaml_node_t *v, const char *name)
+{
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1)
+        return 0;
+    const char *body = strncmp(name, "*.", 2) == 0 ? NULL : name;
+    if (body == NULL || !nl_valid_host_name(body))
+        return nl_fail(L, v, "bad server_name '%.64s': not a host name or IP address", name);
+    return 0;
+}
+
 /* Every key of the layer mapping into *layer, remembering where each was. */
 static int read_keys(struct nl_loader *L, const yaml_node_t *v, struct nl_layer *layer,
                      struct nl_layer_nodes *at, const yaml_node_t **verify_at,
                      const yaml_node_t **min_at, const yaml_node_t **max_at)
 {
     const yaml_node_t *x;
-    if ((x = nl_yaml_get(L, v, "server_name", NULL)) != NULL)
+    if ((x = nl_yaml_get(L, v, "server_name", NULL)) != NULL) {
         NL_GUARD(nl_get_string(L, x, "server_name", &layer->server_name));
+        NL_GUARD(check_server_name(L, x, layer->server_name));
+    }
     if ((at->ca = nl_yaml_get(L, v, "ca", NULL)) != NULL)
         NL_GUARD(parse_ca(L, at->ca, layer));
     if ((at->cert = nl_yaml_get(L, v, "cert", NULL)) != NULL)

@@ -84,6 +84,8 @@ char *nl_strdup(struct nl_loader *L, const yaml_node_t *at, const char *s);
 
 /* --- address.c --------------------------------------------------------- */
 
+/* RFC 1123 host name (a numeric last label is refused as an IP typo). */
+bool nl_valid_host_name(const char *s);
 int nl_parse_addresses(struct nl_loader *L, const yaml_node_t *v, struct nl_rule *rule);
 int nl_parse_ports(struct nl_loader *L, const yaml_node_t *v, struct nl_rule *rule);
 

@@ -37,8 +37,16 @@ static int parse_match(struct nl_loader *L, const yaml_node_t *v, struct nl_rule
         NL_GUARD(nl_get_enum(L, x, "role", ROLES, &role));
         rule->role = (enum nl_role)(role + 1);
     }
-    if ((x = nl_yaml_get(L, v, "address", NULL)) != NULL)
+    if ((x = nl_yaml_get(L, v, "address", NULL)) != NULL) {
         NL_GUARD(nl_parse_addresses(L, x, rule));
+        /* A server knows only the address a connection arrived on, never a
+         * name: such an entry could never match, so say so now. */
+        for (size_t i = 0; rule->role == NL_ROLE_SERVER && i < rule->n_addrs; i++)
+            if (rule->addrs[i].kind == NL_ADDR_HOST)
+                return nl_fail(L, x, "host name '%s' can never match a server connection "
+                                     "(they carry only addresses); use an IP or CIDR",
+                               rule->addrs[i].host);
+    }
     if ((x = nl_yaml_get(L, v, "port", NULL)) != NULL)
         NL_GUARD(nl_parse_ports(L, x, rule));
     if ((x = nl_yaml_get(L, v, "program", NULL)) != NULL) {

@@ -353,7 +353,23 @@ static void duplicate_key_points_at_second(void)
 static void port_mapping_is_wrong_type(void)
 {
     EXPECT_ERROR(MATCH_RULE("      port: {lo: 1}\n"), "4:13",
-                 "'port' must be a number, a range \"LO-HI\", or a list of these (got a mapping)");
+                 "'port' must be a number or a range \"LO-HI\", or a list of these (got a mapping)");
+}
+
+static void host_name_in_server_rule_is_refused(void)
+{
+    EXPECT_ERROR(MATCH_RULE("      role: server\n      address: db.example\n"), "5:16",
+                 "host name 'db.example' can never match a server connection");
+}
+
+static void malformed_server_name_is_refused(void)
+{
+    EXPECT_ERROR("version: 1\n"
+                 "rules:\n"
+                 "  - match: {role: client}\n"
+                 "    layers:\n"
+                 "      - server_name: \"bad name!\"\n",
+                 "5:22", "bad server_name 'bad name!': not a host name or IP address");
 }
 
 static void settings_list_is_wrong_type(void)
@@ -1125,6 +1141,8 @@ int main(void)
     RUN(duplicate_key_points_at_second);
 
     RUN(port_mapping_is_wrong_type);
+    RUN(host_name_in_server_rule_is_refused);
+    RUN(malformed_server_name_is_refused);
     RUN(settings_list_is_wrong_type);
     RUN(rules_mapping_is_wrong_type);
     RUN(layer_scalar_is_wrong_type);

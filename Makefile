@@ -51,9 +51,9 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Small plaintext programs the bats suites drive (they know nothing of TLS).
-$(BUILD)/tests/%: tests/helpers/%.c
+$(BUILD)/tests/%: tests/helpers/%.c $(wildcard tests/helpers/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< -pthread
+	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< -pthread
 
 deps:
 	@bash tests/helpers/install-deps.sh

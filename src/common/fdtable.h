@@ -24,6 +24,7 @@ struct nl_sock {
     int so_error;                    /* failure to report once via SO_ERROR */
     int failure;                     /* the failure, kept for a repeated connect() */
     bool established;                /* every layer is up */
+    void *engine_conn;               /* the engine's connection, or NULL */
     dev_t dev;                       /* identity of the program's end */
     ino_t ino;
 };

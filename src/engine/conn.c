@@ -64,10 +64,14 @@ struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_
     return c;
 }
 
+/* Every engine descriptor leaves epoll explicitly before it is closed: a
+ * child forked a moment ago may still hold a copy of the file, and epoll
+ * forgets a file only when its last copy closes. */
 static void close_end(struct nl_conn_end *e)
 {
     if (e->fd < 0)
         return;
+    nl_engine_unwatch(e);
     nl_guard_remove(e->fd);
     nl_real.close(e->fd);
     e->fd = -1;
@@ -77,8 +81,10 @@ static void close_end(struct nl_conn_end *e)
 void nl_conn_free(struct nl_conn *c)
 {
     nl_sock_lock();
-    if (c->sock)
+    if (c->sock) {
         c->sock->tcp_fd = -1; /* hooks must not touch the number again */
+        c->sock->engine_conn = NULL;
+    }
     nl_sock_unlock();
     close_end(&c->tcp);
     close_end(&c->app);
@@ -125,6 +131,15 @@ static void release_program_end(struct nl_conn *c)
     }
 }
 
+static void reset_program(struct nl_conn *c)
+{
+    if (c->app.fd < 0)
+        return;
+    nl_engine_unwatch(&c->app);
+    nl_reset_program_end(c->app.fd, c->prog_hold, c->prog_fd, c->sock);
+    c->app.fd = -1; /* closed by the reset */
+}
+
 static void finish(struct nl_conn *c, const char *reason)
 {
     if (c->state == NL_CONN_DONE)
@@ -164,8 +179,7 @@ static void fail(struct nl_conn *c, int err, const char *fmt, ...)
         c->sock->failure = err;
     }
     nl_sock_unlock();
-    nl_reset_program_end(c->app.fd, c->prog_hold, c->prog_fd, c->sock);
-    c->app.fd = -1; /* closed by the reset */
+    reset_program(c);
     notify_waiter(c, err);
     finish(c, "error");
 }
@@ -319,9 +333,10 @@ static int take_from_app(struct nl_conn *c)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN && !c->exiting)
+        if (n < 0 && errno == EAGAIN && !c->exiting && !c->prog_shut_wr)
             break;
-        /* EOF, an error, or nothing left while the process exits. */
+        /* EOF, an error, or nothing left after the program's
+         * shutdown(SHUT_WR) or while the process exits. */
         c->app_eof = true;
         nl_onion_close_inner(&c->onion);
         moved = 1;
@@ -347,8 +362,7 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
             nl_warn("%s layer %zu: connection cut without close_notify", c->desc,
                     c->onion.n);
             log_closed(c, "truncated");
-            nl_reset_program_end(c->app.fd, c->prog_hold, c->prog_fd, c->sock);
-            c->app.fd = -1;
+            reset_program(c);
             finish(c, "truncated");
             return 1;
         }

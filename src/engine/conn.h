@@ -58,6 +58,7 @@ struct nl_conn {
     bool app_shut;          /* we sent EOF to the program */
     bool tcp_eof;           /* TCP peer sent FIN */
     bool exiting;           /* process exit: treat "nothing pending" as EOF */
+    bool prog_shut_wr;      /* the program called shutdown(SHUT_WR) */
     uint64_t started_us;
     uint64_t deadline_ms;   /* handshake or linger deadline; 0 = none */
     uint64_t bytes_out, bytes_in; /* plaintext each way */
@@ -72,6 +73,9 @@ void nl_conn_free(struct nl_conn *c);
  * reported them, 0 for a timer or a nudge). Afterwards, c->tcp.events and
  * c->app.events hold the interest the connection wants. */
 void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms);
+
+/* Stop watching one side (before its descriptor is closed). */
+void nl_engine_unwatch(struct nl_conn_end *e);
 
 /* Process exit: finish once what the program already wrote is sent. */
 void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms);

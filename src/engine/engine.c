@@ -31,7 +31,7 @@ static struct {
     int epfd, wakefd;
     struct nl_conn *conns;
     size_t n_conns;
-    bool exit_requested;
+    bool run_all;
 } engine = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .epfd = -1,
@@ -101,6 +101,11 @@ static void unregister(struct nl_conn_end *e)
     e->registered = false;
 }
 
+void nl_engine_unwatch(struct nl_conn_end *e)
+{
+    unregister(e);
+}
+
 /* After running a connection: update its epoll interest or reap it. */
 static void settle(struct nl_conn *c)
 {
@@ -149,8 +154,8 @@ static void *engine_main(void *arg)
             if (e->conn->state != NL_CONN_DONE)
                 nl_conn_run(e->conn, e, evs[i].events, now);
         }
-        bool run_all = engine.exit_requested;
-        engine.exit_requested = false;
+        bool run_all = engine.run_all;
+        engine.run_all = false;
         for (struct nl_conn *c = engine.conns, *next; c; c = next) {
             next = c->next;
             if (run_all || (c->deadline_ms && c->deadline_ms <= now))
@@ -219,6 +224,10 @@ int nl_engine_submit(const struct nl_conn_spec *spec)
         errno = saved;
         return -1;
     }
+    nl_sock_lock();
+    if (c->sock)
+        c->sock->engine_conn = c;
+    nl_sock_unlock();
     c->next = engine.conns;
     if (engine.conns)
         engine.conns->prev = c;
@@ -268,7 +277,7 @@ void nl_engine_drain_at_exit(void)
     uint64_t deadline = nl_now_ms() + nl_policy->settings.linger_ms;
     for (struct nl_conn *c = engine.conns; c; c = c->next)
         nl_conn_begin_exit(c, deadline);
-    engine.exit_requested = true;
+    engine.run_all = true;
     wake();
     while (engine.n_conns > 0) {
         uint64_t now = nl_now_ms();
@@ -318,6 +327,9 @@ void nl_engine_fork_child(void)
     for (struct nl_conn *c = engine.conns, *next; c; c = next) {
         next = c->next;
         c->waiter = NULL;
+        /* The epoll instance is shared with the parent: removing an item
+         * here would remove it from the parent's set. Only drop copies. */
+        c->tcp.registered = c->app.registered = false;
         nl_conn_free(c);
     }
     engine.conns = NULL;
@@ -332,7 +344,7 @@ void nl_engine_fork_child(void)
     }
     engine.epfd = engine.wakefd = -1;
     engine.running = false;
-    engine.exit_requested = false;
+    engine.run_all = false;
 }
 
 static int move_end(struct nl_conn_end *e)
@@ -469,4 +481,23 @@ void nl_engine_handoff_before_exec(void)
     engine.conns = NULL;
     engine.n_conns = 0;
     pthread_mutex_unlock(&engine.lock);
+}
+
+int nl_engine_half_close(struct nl_sock *s)
+{
+    int found = 0;
+    if (!engine.running)
+        return 0;
+    pthread_mutex_lock(&engine.lock);
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    if (c != NULL && c->state < NL_CONN_CLOSING && !c->app_eof) {
+        c->prog_shut_wr = true;
+        engine.run_all = true; /* run every connection once */
+        wake();
+        found = 1;
+    }
+    pthread_mutex_unlock(&engine.lock);
+    return found;
 }

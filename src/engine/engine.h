@@ -58,6 +58,11 @@ void nl_engine_fork_child(void);
  * after this process image is replaced. */
 void nl_engine_handoff_before_exec(void);
 
+/* The program's shutdown(SHUT_WR) on a wrapped socket this engine serves:
+ * relay what it wrote, then close_notify on the innermost layer. Returns 1
+ * when handled, 0 when no live connection of this process matches. */
+int nl_engine_half_close(struct nl_sock *s);
+
 /* Move an engine descriptor off `fd` (the program wants that number).
  * Returns 0, or -1 when fd is not the engine's or cannot be moved. */
 int nl_engine_relocate_fd(int fd);

@@ -1,0 +1,38 @@
+/* shutdown(): the program's half-close of a wrapped socket.
+ *
+ * SHUT_WR is carried out by the engine (relay what was written, then
+ * close_notify on the innermost layer) instead of on the socketpair: the
+ * program's end must stay able to carry the byte that lets the engine
+ * report a later failure or truncation as ECONNRESET rather than a clean
+ * EOF (see engine/reset.c). SHUT_RD is applied to the program's end as is.
+ * A write after shutdown(SHUT_WR) is not sent.
+ *
+ * errno contract: the kernel's; a descriptor this process's engine does not
+ * serve (e.g. inherited across fork) gets the real shutdown. */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "common/fdtable.h"
+#include "common/real.h"
+#include "engine/engine.h"
+#include "hooks/export.h"
+
+static int nl_shutdown(int fd, int how)
+{
+    struct nl_sock *s = nl_wrapped_get(fd);
+    if (s == NULL || (how != SHUT_WR && how != SHUT_RDWR)) {
+        if (s)
+            nl_sock_put(s);
+        return nl_real.shutdown(fd, how);
+    }
+    int handled = nl_engine_half_close(s);
+    nl_sock_put(s);
+    if (!handled)
+        return nl_real.shutdown(fd, how);
+    return how == SHUT_RDWR ? nl_real.shutdown(fd, SHUT_RD) : 0;
+}
+
+NL_EXPORT int shutdown(int fd, int how)
+{
+    return nl_shutdown(fd, how);
+}

@@ -1,0 +1,353 @@
+#!/usr/bin/env bats
+# The nestls command: check, explain, run's refusals, --help/--version.
+# Every policy error a person sees names FILE:LINE:COL of the value at fault.
+
+load helpers/common
+
+setup() {
+    need_cli
+    # Policies are checked by their name relative to the test directory, so
+    # error lines start "nestls: policy.yaml:LINE:COL: ".
+    cd "$BATS_TEST_TMPDIR"
+}
+
+# check_fails_at LINE COL REGEX: `nestls check policy.yaml` exits 1 with
+# exactly one stderr line "nestls: policy.yaml:LINE:COL: ..." matching REGEX.
+check_fails_at() {
+    run --separate-stderr "$NESTLS" check policy.yaml
+    assert_failure 1
+    [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "expected one stderr line, got: $stderr"
+    [[ $stderr =~ ^nestls:\ policy\.yaml:$1:$2:\ $3 ]] ||
+        fail "stderr does not match 'nestls: policy.yaml:$1:$2: $3': $stderr"
+    assert_output '' # nothing on stdout for an invalid policy
+}
+
+# ------------------------------------------------------------------ check
+
+@test "check: every example policy in policy/ is valid and its summary names each rule" {
+    local f names name n=0
+    for f in "$REPO"/policy/*.yaml; do
+        n=$((n + 1))
+        run --separate-stderr "$NESTLS" check "$f"
+        [[ $status -eq 0 ]] || fail "$f: exit $status: $stderr"
+        assert_line "$f: ok"
+        names=$(sed -n 's/^  - name: *\([^ #]*\).*/\1/p' "$f")
+        [[ -n $names ]] || fail "$f: no rule names found to look for"
+        for name in $names; do
+            assert_line --regexp "^rule [0-9]+ \"$name\""
+        done
+    done
+    ((n >= 5)) || fail "expected at least 5 example policies, found $n"
+}
+
+@test "check: example policies are valid from any working directory (paths are relative to the policy)" {
+    cd /
+    run "$NESTLS" check "$REPO"/policy/*.yaml
+    assert_success
+}
+
+@test "check: a misspelled key is reported at its line and column with a suggestion" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: typo
+    match:
+      role: client
+    layers:
+      - servr_name: localhost
+        ca: @CERTS@/outer-ca.pem
+EOF
+    check_fails_at 7 9 "unknown key 'servr_name'.*did you mean 'server_name'"
+}
+
+@test "check: a CIDR with a bad prefix is reported at the address" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: bad-cidr
+    match:
+      role: client
+      address:
+        - 127.0.0.1
+        - 10.0.0.0/33
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+EOF
+    check_fails_at 8 11 ".*'10\.0\.0\.0/33'"
+}
+
+@test "check: more than 8 layers is reported at the ninth" {
+    {
+        printf 'version: 1\nrules:\n  - name: deep\n    match:\n      role: client\n    layers:\n'
+        for i in 1 2 3 4 5 6 7 8 9; do printf '      - ca: @CERTS@/outer-ca.pem\n'; done
+    } | write_policy policy.yaml
+    check_fails_at 15 9 ".*at most 8"
+}
+
+@test "check: exactly 8 layers is accepted" {
+    {
+        printf 'version: 1\nrules:\n  - name: deep\n    match:\n      role: client\n    layers:\n'
+        for i in 1 2 3 4 5 6 7 8; do printf '      - ca: @CERTS@/outer-ca.pem\n'; done
+    } | write_policy policy.yaml
+    run "$NESTLS" check policy.yaml
+    assert_success
+    assert_output --partial 'wrap in 8 TLS layers'
+}
+
+@test "check: verify: false without insecure: true is refused at the verify value" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: unverified
+    match:
+      role: client
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+        verify: false
+EOF
+    check_fails_at 8 17 ".*insecure"
+}
+
+@test "check: verify: false with insecure: true is accepted and flagged INSECURE" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: unverified
+    match:
+      role: client
+    layers:
+      - verify: false
+        insecure: true
+EOF
+    run "$NESTLS" check policy.yaml
+    assert_success
+    assert_output --partial INSECURE
+}
+
+@test "check: a missing certificate file is reported at the cert value, naming the file" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: server
+    match:
+      role: server
+    layers:
+      - cert: @CERTS@/no-such-cert.pem
+        key: @CERTS@/outer-server.key
+EOF
+    check_fails_at 7 15 ".*no-such-cert\.pem.*No such file"
+}
+
+@test "check: a key that does not belong to its certificate is refused" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: server
+    match:
+      role: server
+    layers:
+      - cert: @CERTS@/mismatch.pem
+        key: @CERTS@/mismatch.key
+EOF
+    check_fails_at 8 14 ".*(match|belong)"
+}
+
+@test "check: a relative certificate path is resolved against the policy's directory" {
+    mkdir -p conf && cp "$CERTS/outer-ca.pem" conf/ca.pem
+    write_policy conf/policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: relative
+    match:
+      role: client
+    layers:
+      - ca: ca.pem
+EOF
+    cd /
+    run "$NESTLS" check "$BATS_TEST_TMPDIR/conf/policy.yaml"
+    assert_success
+    assert_output --partial "$BATS_TEST_TMPDIR/conf/ca.pem"
+}
+
+@test "check: a missing policy file is reported by name, exit 1" {
+    run --separate-stderr "$NESTLS" check no-such-policy.yaml
+    assert_failure 1
+    [[ $stderr =~ ^nestls:\ .*no-such-policy\.yaml.*No\ such\ file ]] || fail "stderr: $stderr"
+}
+
+@test "check: with several files, one invalid file fails the run but the others are still shown" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: typo
+    match:
+      rol: client
+EOF
+    run --separate-stderr "$NESTLS" check "$REPO/policy/client-one-layer.yaml" policy.yaml
+    assert_failure 1
+    assert_line "$REPO/policy/client-one-layer.yaml: ok"
+    [[ $stderr =~ ^nestls:\ policy\.yaml:5:7:\ .*unknown\ key\ \'rol\' ]] || fail "stderr: $stderr"
+}
+
+# ---------------------------------------------------------------- explain
+
+@test "explain: a loopback client connection matches the two-layer rule" {
+    run "$NESTLS" explain "$REPO/policy/client-two-layer.yaml" client 127.0.0.1:9000
+    assert_success
+    assert_output --regexp 'match: +rule 1 "loopback-two-layers"'
+    assert_output --partial 'wrap in 2 TLS layers'
+    # outermost first: the outer CA on layer 1, the inner CA on layer 2
+    assert_output --regexp 'layer 1 \(outermost\).*trusts: +[^ ]*/outer-ca\.pem.*layer 2 \(innermost\).*trusts: +[^ ]*/inner-ca\.pem'
+
+}
+
+@test "explain: a client connection by host name uses that name for SNI and verification" {
+    run "$NESTLS" explain "$REPO/policy/client-one-layer.yaml" client localhost:8443
+    assert_success
+    assert_output --regexp 'match: +rule 1 "loopback-tls"'
+    assert_output --regexp 'server name: +localhost'
+}
+
+@test "explain: an address no rule matches gets the default action, passthrough" {
+    run "$NESTLS" explain "$REPO/policy/client-two-layer.yaml" client 192.0.2.10:443
+    assert_success
+    assert_output --regexp 'match: +no rule matches'
+    assert_output --regexp 'action: +passthrough'
+}
+
+@test "explain: deny-by-default refuses what no rule names and lets DNS pass" {
+    run "$NESTLS" explain "$REPO/policy/deny-by-default.yaml" client 192.0.2.10:80
+    assert_success
+    assert_output --regexp 'match: +no rule matches'
+    assert_output --regexp 'action: +deny'
+    run "$NESTLS" explain "$REPO/policy/deny-by-default.yaml" client 192.0.2.10:53
+    assert_success
+    assert_output --regexp 'match: +rule 1 "dns"'
+    assert_output --regexp 'action: +passthrough'
+}
+
+@test "explain: the server role matches the local address that accepted" {
+    run "$NESTLS" explain "$REPO/policy/demo.yaml" server 127.0.0.1:9000
+    assert_success
+    assert_output --regexp 'match: +rule 1 "demo-server"'
+    assert_output --regexp 'layer 1 \(outermost\).*certificate: +[^ ]*/outer-server\.pem.*mTLS required.*layer 2 \(innermost\).*certificate: +[^ ]*/inner-server\.pem'
+
+    run "$NESTLS" explain "$REPO/policy/demo.yaml" client 127.0.0.1:9000
+    assert_output --regexp 'match: +rule 2 "demo-client"'
+}
+
+@test "explain: a program rule matches only that program" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: psql-only
+    match:
+      role: client
+      program: psql
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+EOF
+    run "$NESTLS" explain policy.yaml client 10.1.2.3:5432 --program psql
+    assert_success
+    assert_output --regexp 'match: +rule 1 "psql-only"'
+    run "$NESTLS" explain policy.yaml client 10.1.2.3:5432 --program curl
+    assert_success
+    assert_output --regexp 'match: +no rule matches'
+}
+
+@test "explain: a role other than client or server is a usage error, exit 2" {
+    run --separate-stderr "$NESTLS" explain "$REPO/policy/demo.yaml" peer 127.0.0.1:9000
+    assert_failure 2
+    [[ $stderr =~ ^nestls:\ .*client\ or\ server ]] || fail "stderr: $stderr"
+}
+
+@test "explain: an invalid policy is reported at FILE:LINE:COL, exit 1" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: typo
+    match:
+      role: client
+    layers:
+      - servr_name: localhost
+EOF
+    run --separate-stderr "$NESTLS" explain policy.yaml client 127.0.0.1:9000
+    assert_failure 1
+    [[ $stderr =~ ^nestls:\ policy\.yaml:7:9:\ .*servr_name ]] || fail "stderr: $stderr"
+}
+
+# ------------------------------------------------------------ run's refusals
+
+@test "run: with no policy (-p absent, NESTLS_POLICY unset) refuses clearly, exit 78, CMD never runs" {
+    run --separate-stderr env -u NESTLS_POLICY "$NESTLS" run -- touch ran
+    assert_failure 78
+    [[ $stderr =~ ^nestls:\ .*policy.*(-p|NESTLS_POLICY) ]] || fail "stderr: $stderr"
+    [[ ! -e ran ]] || fail "the command ran"
+}
+
+@test "run: an invalid policy stops before CMD with one line naming FILE:LINE:COL, exit 78" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: typo
+    match:
+      role: client
+    layers:
+      - servr_name: localhost
+EOF
+    run --separate-stderr "$NESTLS" run -p policy.yaml -- touch ran
+    assert_failure 78
+    [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "expected one line: $stderr"
+    [[ $stderr =~ ^nestls:\ policy\.yaml:7:9:\ .*servr_name ]] || fail "stderr: $stderr"
+    [[ ! -e ran ]] || fail "the command ran"
+}
+
+@test "run: a command that does not exist exits 127 with its name" {
+    need_build
+    run --separate-stderr "$NESTLS" run -p "$REPO/policy/client-one-layer.yaml" -- no-such-command-nestls
+    assert_failure 127
+    [[ $stderr =~ no-such-command-nestls ]] || fail "stderr: $stderr"
+}
+
+@test "run: no command is a usage error, exit 2" {
+    run --separate-stderr "$NESTLS" run -p "$REPO/policy/client-one-layer.yaml"
+    assert_failure 2
+    [[ $stderr =~ ^nestls:\ run:\ no\ command ]] || fail "stderr: $stderr"
+}
+
+@test "run: the command's own options are not taken for nestls's" {
+    need_build
+    run "$NESTLS" run -p "$REPO/policy/client-one-layer.yaml" -- sh -c 'echo "$0 $1"' -p -v
+    assert_success
+    assert_output '-p -v'
+}
+
+# -------------------------------------------------------- help and version
+
+@test "--help prints usage naming every subcommand, exit 0" {
+    run --separate-stderr "$NESTLS" --help
+    assert_success
+    assert_output --partial 'usage: nestls run'
+    assert_output --partial 'nestls check FILE'
+    assert_output --partial 'nestls explain FILE client|server HOST:PORT'
+    assert_equal "$stderr" ''
+}
+
+@test "--version prints the version, exit 0" {
+    run "$NESTLS" --version
+    assert_success
+    assert_output --regexp '^nestls [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "an unknown command is a usage error naming it, exit 2" {
+    run --separate-stderr "$NESTLS" frobnicate
+    assert_failure 2
+    [[ $stderr =~ ^nestls:\ unknown\ command\ \'frobnicate\' ]] || fail "stderr: $stderr"
+    assert_output ''
+}
+
+@test "no arguments at all is a usage error, exit 2" {
+    run --separate-stderr "$NESTLS"
+    assert_failure 2
+    [[ $stderr =~ usage: ]] || fail "stderr: $stderr"
+}

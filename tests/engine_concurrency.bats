@@ -1,0 +1,44 @@
+#!/usr/bin/env bats
+# Many connections at once, through threaded and forking servers: every
+# client's bytes come back to that client, intact. Both ends are wrapped
+# in two layers.
+
+load helpers/common
+load helpers/peers
+
+setup() {
+    need_build
+    need_cmd python3
+    cd "$BATS_TEST_TMPDIR"
+    PORT=$(free_port)
+    server_policy server.yaml "$PORT" outer inner
+    SERVER_POLICY=$POLICY
+    client_policy client.yaml "$PORT" outer inner
+}
+
+# many_clients: 50 concurrent wrapped clients, 64 KiB each, every reply checked.
+many_clients() {
+    run --separate-stderr nestls_run "$POLICY" timeout 120 \
+        python3 "$HELPERS/many_clients.py" 127.0.0.1 "$PORT" --clients 50 --bytes 65536
+    assert_ok
+    assert_output '50 of 50 clients got their bytes back'
+    # one established and one cleanly closed line per client, on both sides
+    assert_equal "$(grep -c "^nestls\[[0-9]*\] info: rule 'client': .* up in " <<<"$stderr")" 50
+    assert_equal "$(grep -c "^nestls\[[0-9]*\] info: rule 'client': .* closed: .*(clean)$" <<<"$stderr")" 50
+    wait_for_count server.err "^nestls\[[0-9]+\] info: rule 'server': .* closed: .*\(clean\)$" 50
+    refute_log "$(cat server.err)" "(warn|error): "
+}
+
+@test "a threaded echo server answers 50 concurrent wrapped clients, each with its own bytes" {
+    nestls_bg server "$SERVER_POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
+    wait_for_port "$PORT"
+    many_clients
+}
+
+@test "a forking echo server answers 50 concurrent wrapped clients, each with its own bytes" {
+    # The parent accepts (its engine serves the connection), the child
+    # handles it with the inherited descriptor, the parent closes its copy.
+    nestls_bg server "$SERVER_POLICY" python3 "$HELPERS/echo_server.py" fork --port "$PORT"
+    wait_for_port "$PORT"
+    many_clients
+}

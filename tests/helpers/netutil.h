@@ -1,0 +1,59 @@
+/* What the plaintext test clients share: resolving HOST PORT with
+ * getaddrinfo (so a preloaded library sees the name, as with any real
+ * client) and naming errno values exactly ("EACCES (Permission denied)"),
+ * which is what the tests assert. */
+#ifndef NESTLS_TEST_NETUTIL_H
+#define NESTLS_TEST_NETUTIL_H
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* "ECONNREFUSED (Connection refused)" */
+static inline const char *errno_text(int err, char *buf, size_t len)
+{
+    const char *name = strerrorname_np(err);
+    snprintf(buf, len, "%s (%s)", name != NULL ? name : "E?", strerror(err));
+    return buf;
+}
+
+/* A TCP socket for HOST:PORT's first address (not yet connected), with
+ * that address in *ai (freeaddrinfo it). -1 and a message on failure. */
+static inline int tcp_socket_for(const char *prog, const char *host, const char *port,
+                                 int extra_type, struct addrinfo **ai)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+    int rc = getaddrinfo(host, port, &hints, ai);
+    if (rc != 0) {
+        fprintf(stderr, "%s: getaddrinfo %s %s: %s\n", prog, host, port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket((*ai)->ai_family, (*ai)->ai_socktype | extra_type, (*ai)->ai_protocol);
+    if (fd < 0) {
+        char e[128];
+        fprintf(stderr, "%s: socket: %s\n", prog, errno_text(errno, e, sizeof(e)));
+        freeaddrinfo(*ai);
+    }
+    return fd;
+}
+
+/* Write all of buf; 0, or -1 with errno. */
+static inline int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+#endif

@@ -1,0 +1,150 @@
+#!/usr/bin/env bats
+# The library's start-up contract: a preloaded program without a valid
+# policy never runs (it would speak plaintext where TLS was meant). It stops
+# before main with exit status 78 and one line on stderr,
+#   nestls[PID] error: FILE:LINE:COL: what is wrong
+# and makes no connection. A valid policy whose rules do not match leaves
+# the program's connections exactly as they were (passthrough).
+
+load helpers/common
+
+setup() {
+    need_build
+    need_cmd curl python3
+    cd "$BATS_TEST_TMPDIR"
+}
+
+# preloaded CMD...: run CMD with the library preloaded and NESTLS_POLICY as
+# the caller set it. Prints "pid N" first: the PID the program runs as
+# (env and CMD are exec'd in place), so the error line's PID can be checked.
+preloaded() {
+    sh -c 'echo "pid $$"; exec env LD_PRELOAD="$0" "$@"' "$LIB" "$@"
+}
+
+# assert_refused REGEX: the last `run --separate-stderr preloaded ...` exited
+# 78 before the program ran, with one stderr line "nestls[PID] error: "
+# + REGEX, PID being the program's.
+assert_refused() {
+    assert_failure 78
+    local pid
+    pid=$(sed -n 's/^pid //p' <<<"$output")
+    [[ -n $pid ]] || fail "no pid line in: $output"
+    assert_output "pid $pid" # the program printed nothing: it never ran
+    [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "expected one stderr line, got: $stderr"
+    [[ $stderr =~ ^nestls\[$pid\]\ error:\ $1 ]] ||
+        fail "stderr does not match 'nestls[$pid] error: $1': $stderr"
+}
+
+write_invalid_policy() {
+    write_policy bad.yaml <<'EOF'
+version: 1
+rules:
+  - name: typo
+    match:
+      role: client
+    layers:
+      - servr_name: localhost
+        ca: @CERTS@/outer-ca.pem
+EOF
+}
+
+@test "NESTLS_POLICY unset: the preloaded program stops before main, exit 78, one line naming NESTLS_POLICY" {
+    unset NESTLS_POLICY
+    run --separate-stderr preloaded sh -c 'echo ran'
+    assert_refused '.*NESTLS_POLICY'
+}
+
+@test "NESTLS_POLICY names a missing file: exit 78, one line naming the file" {
+    NESTLS_POLICY=$BATS_TEST_TMPDIR/no-such-policy.yaml \
+        run --separate-stderr preloaded sh -c 'echo ran'
+    assert_refused ".*no-such-policy\.yaml.*No such file"
+}
+
+@test "NESTLS_POLICY is invalid: exit 78, one line with FILE:LINE:COL of the fault" {
+    write_invalid_policy
+    NESTLS_POLICY=bad.yaml run --separate-stderr preloaded sh -c 'echo ran'
+    assert_refused "bad\.yaml:7:9: .*unknown key 'servr_name'"
+}
+
+@test "a policy whose certificate key does not match stops the program, naming the key's line" {
+    write_policy bad.yaml <<'EOF'
+version: 1
+rules:
+  - name: server
+    match:
+      role: server
+    layers:
+      - cert: @CERTS@/mismatch.pem
+        key: @CERTS@/mismatch.key
+EOF
+    NESTLS_POLICY=bad.yaml run --separate-stderr preloaded sh -c 'echo ran'
+    assert_refused "bad\.yaml:8:14: "
+}
+
+@test "an invalid policy makes no connection: curl exits 78 and the listener sees nothing" {
+    start_bg sink python3 "$HELPERS/sink.py" "$BATS_TEST_TMPDIR/sink"
+    wait_for_match "$BATS_TEST_TMPDIR/sink.out" '^port [0-9]+$'
+    local port
+    port=$(awk '{ print $2 }' "$BATS_TEST_TMPDIR/sink.out")
+    write_invalid_policy
+
+    NESTLS_POLICY=bad.yaml run --separate-stderr preloaded curl -sS --max-time 10 "http://127.0.0.1:$port/"
+    assert_refused "bad\.yaml:7:9: "
+    # The same through `nestls run`, which refuses before exec.
+    run --separate-stderr "$NESTLS" run -p bad.yaml -- curl -sS --max-time 10 "http://127.0.0.1:$port/"
+    assert_failure 78
+    [[ $stderr =~ ^nestls:\ bad\.yaml:7:9:\  ]] || fail "stderr: $stderr"
+
+    # A plain connection is recorded (the listener works) ...
+    run "$TESTBIN/tcpclient" 127.0.0.1 "$port" </dev/null
+    assert_success
+    wait_for_file "$BATS_TEST_TMPDIR/sink/accepted.log"
+    # ... and it is the only one.
+    run wc -l <"$BATS_TEST_TMPDIR/sink/accepted.log"
+    assert_output 1
+}
+
+@test "a valid policy whose rules do not match passes connections through untouched" {
+    # Rules for an address nobody here uses; the default action is passthrough.
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: elsewhere
+    match:
+      address: [192.0.2.0/24]
+    layers:
+      - cert: @CERTS@/outer-server.pem
+        key: @CERTS@/outer-server.key
+        ca: @CERTS@/outer-ca.pem
+EOF
+    mkdir www
+    head -c 300000 /dev/urandom >www/file.bin
+    local port
+    port=$(free_port)
+    nestls_bg http "$POLICY" python3 -m http.server "$port" --bind 127.0.0.1 --directory www
+    wait_for_port "$port"
+
+    NESTLS_POLICY=$POLICY run --separate-stderr preloaded curl -sS --max-time 20 -o got.bin \
+        "http://127.0.0.1:$port/file.bin"
+    assert_success
+    assert_equal "$(sha256 got.bin)" "$(sha256 www/file.bin)"
+    # Passthrough is silent at the default log level.
+    assert_equal "$stderr" ''
+}
+
+@test "a valid policy lets the preloaded program run normally and keep its exit status" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+settings:
+  default_action: deny
+rules:
+  - name: elsewhere
+    match:
+      address: [192.0.2.0/24]
+    action: passthrough
+EOF
+    NESTLS_POLICY=$POLICY run --separate-stderr preloaded sh -c 'echo ran; exit 3'
+    assert_failure 3
+    assert_line ran
+    assert_equal "$stderr" ''
+}

@@ -112,3 +112,15 @@ int nl_log_relocate(void)
     close(old);
     return 0;
 }
+
+int nl_log_keep_for_relay(void)
+{
+    /* A relay closes every descriptor but the engine's: keep a guarded copy
+     * of the log target so its lines still reach the same place. */
+    int fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 900);
+    if (fd < 0)
+        return -1;
+    nl_guard_add(fd);
+    log_fd = fd;
+    return 0;
+}

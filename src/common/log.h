@@ -14,6 +14,8 @@ void nl_log_after_fork(void);
 int nl_log_fd(void);
 /* Move the log descriptor to another number (dup2 onto it). */
 int nl_log_relocate(void);
+/* Before a relay drops every other descriptor: log to a guarded copy. */
+int nl_log_keep_for_relay(void);
 
 #define nl_error(...) nl_log(NL_LOG_ERROR, __VA_ARGS__)
 #define nl_warn(...) nl_log(NL_LOG_WARN, __VA_ARGS__)

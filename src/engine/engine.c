@@ -32,6 +32,7 @@ static struct {
     struct nl_conn *conns;
     size_t n_conns;
     bool run_all;
+    unsigned epoch;  /* bumped when connections are freed outside the loop */
 } engine = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .epfd = -1,
@@ -139,9 +140,12 @@ static void *engine_main(void *arg)
     pthread_mutex_lock(&engine.lock);
     for (;;) {
         int timeout = next_timeout_ms(nl_now_ms());
+        unsigned epoch = engine.epoch;
         pthread_mutex_unlock(&engine.lock);
         int n = epoll_wait(engine.epfd, evs, (int)NL_ARRAY_LEN(evs), timeout);
         pthread_mutex_lock(&engine.lock);
+        if (epoch != engine.epoch)
+            n = 0; /* those events may point at connections that are gone */
         uint64_t now = nl_now_ms();
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == &wake_marker) {
@@ -422,6 +426,8 @@ static void relay_main(void)
 {
     /* Everything but engine descriptors: the program's ends live on in
      * the exec'd image only, so EOF still means "the program closed". */
+    if (nl_log_fd() <= 2)
+        nl_log_keep_for_relay();
     nl_close_all_but_guarded();
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
@@ -447,30 +453,43 @@ static void relay_main(void)
     nl_real._exit(0);
 }
 
-void nl_engine_handoff_before_exec(void)
+/* Returns true with the engine locked when connections were handed to a
+ * relay: the engine thread must not touch them again, so the lock is held
+ * until execve replaces this image (or nl_engine_exec_failed). */
+bool nl_engine_handoff_before_exec(void)
 {
     pthread_once(&cond_once, init_cond);
     if (!engine.running)
-        return;
+        return false;
     pthread_mutex_lock(&engine.lock);
-    size_t n = engine.n_conns;
-    relay_forking = n > 0;
+    if (engine.n_conns == 0) {
+        pthread_mutex_unlock(&engine.lock);
+        return false;
+    }
+    relay_forking = true;
+    /* fork() runs our atfork handlers, which take the lock themselves. */
     pthread_mutex_unlock(&engine.lock);
-    if (n == 0)
-        return;
     pid_t pid = fork();
     if (pid == 0) {
         pthread_mutex_lock(&engine.lock);
         relay_main();
     }
+    pthread_mutex_lock(&engine.lock);
     relay_forking = false;
     if (pid < 0) {
         nl_warn("exec: cannot start a relay (%s); wrapped connections end at exec",
                 strerror(errno));
-        return;
+        pthread_mutex_unlock(&engine.lock);
+        return false;
     }
-    /* The relay serves them now: forget them here without a word on the wire. */
-    pthread_mutex_lock(&engine.lock);
+    return true;
+}
+
+/* execve failed after a hand-off: the relay serves the connections now, so
+ * forget them here without a word on the wire, and make the engine thread
+ * drop the events it may hold for them. */
+void nl_engine_exec_failed(void)
+{
     for (struct nl_conn *c = engine.conns, *next; c; c = next) {
         next = c->next;
         unregister(&c->tcp);
@@ -480,6 +499,7 @@ void nl_engine_handoff_before_exec(void)
     }
     engine.conns = NULL;
     engine.n_conns = 0;
+    engine.epoch++;
     pthread_mutex_unlock(&engine.lock);
 }
 

@@ -55,8 +55,10 @@ void nl_engine_fork_parent(void);
 void nl_engine_fork_child(void);
 
 /* exec: hand live connections to a relay process that keeps serving them
- * after this process image is replaced. */
-void nl_engine_handoff_before_exec(void);
+ * after this process image is replaced. Returns true with the engine held
+ * still until exec; if the exec call fails, call nl_engine_exec_failed(). */
+bool nl_engine_handoff_before_exec(void);
+void nl_engine_exec_failed(void);
 
 /* The program's shutdown(SHUT_WR) on a wrapped socket this engine serves:
  * relay what it wrote, then close_notify on the innermost layer. Returns 1

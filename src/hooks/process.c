@@ -31,6 +31,17 @@ void nl_hooks_install_exit_handler(void)
     atexit(drain_at_exit);
 }
 
+/* exec only returns on failure: the relay keeps serving what it took. */
+static int exec_returned(bool held, int r)
+{
+    if (held) {
+        int saved = errno;
+        nl_engine_exec_failed();
+        errno = saved;
+    }
+    return r;
+}
+
 NL_EXPORT void _exit(int status)
 {
     nl_engine_drain_at_exit();
@@ -45,38 +56,44 @@ NL_EXPORT void _Exit(int status)
 
 NL_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-    nl_engine_handoff_before_exec();
-    return nl_real.execve(path, argv, envp);
+    bool held = nl_engine_handoff_before_exec();
+    int r = nl_real.execve(path, argv, envp);
+    return exec_returned(held, r);
 }
 
 NL_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    nl_engine_handoff_before_exec();
-    return nl_real.fexecve(fd, argv, envp);
+    bool held = nl_engine_handoff_before_exec();
+    int r = nl_real.fexecve(fd, argv, envp);
+    return exec_returned(held, r);
 }
 
 NL_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
 {
-    nl_engine_handoff_before_exec();
-    return nl_real.execveat(dirfd, path, argv, envp, flags);
+    bool held = nl_engine_handoff_before_exec();
+    int r = nl_real.execveat(dirfd, path, argv, envp, flags);
+    return exec_returned(held, r);
 }
 
 NL_EXPORT int execv(const char *path, char *const argv[])
 {
-    nl_engine_handoff_before_exec();
-    return nl_real.execv(path, argv);
+    bool held = nl_engine_handoff_before_exec();
+    int r = nl_real.execv(path, argv);
+    return exec_returned(held, r);
 }
 
 NL_EXPORT int execvp(const char *file, char *const argv[])
 {
-    nl_engine_handoff_before_exec();
-    return nl_real.execvp(file, argv);
+    bool held = nl_engine_handoff_before_exec();
+    int r = nl_real.execvp(file, argv);
+    return exec_returned(held, r);
 }
 
 NL_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    nl_engine_handoff_before_exec();
-    return nl_real.execvpe(file, argv, envp);
+    bool held = nl_engine_handoff_before_exec();
+    int r = nl_real.execvpe(file, argv, envp);
+    return exec_returned(held, r);
 }
 
 /* The execl family calls glibc's internal execve directly, so it is

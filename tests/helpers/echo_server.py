@@ -4,10 +4,11 @@
 thread: socketserver.ThreadingTCPServer (one thread per connection);
 fork:   socketserver.ForkingTCPServer (one child process per connection,
         the parent closes its copy at once).
-Listens on 127.0.0.1 (port N, or one the kernel picks), prints "port N"
+Listens on 127.0.0.1 or --host (port N, or one the kernel picks), prints "port N"
 on stdout when ready, and sends back every byte it receives until the
 client's EOF, then closes."""
 import argparse
+import socket
 import socketserver
 import sys
 
@@ -37,9 +38,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mode", choices=["thread", "fork"])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")
     args = ap.parse_args()
     cls = Threading if args.mode == "thread" else Forking
-    srv = cls(("127.0.0.1", args.port), Echo)
+    if ":" in args.host:
+        cls = type(cls.__name__ + "6", (cls,), {"address_family": socket.AF_INET6})
+    srv = cls((args.host, args.port), Echo)
     print("port %d" % srv.server_address[1], flush=True)
     srv.serve_forever()
 

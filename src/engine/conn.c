@@ -218,7 +218,7 @@ static int read_tcp(struct nl_conn *c)
 {
     if (c->tcp_eof)
         return 0;
-    unsigned char buf[NL_CONN_BUF];
+    unsigned char buf[NL_ONION_CAP];
     size_t room = c->state == NL_CONN_LINGER ? sizeof(buf) : nl_onion_net_in_room(&c->onion);
     if (room == 0)
         return 0;
@@ -242,70 +242,66 @@ static int read_tcp(struct nl_conn *c)
     return -1;
 }
 
+/* Ciphertext goes to TCP straight from the outer layer's buffer. */
 static int flush_to_net(struct nl_conn *c)
 {
     int moved = 0;
-    struct nl_buf *b = &c->to_net;
     for (;;) {
-        if (b->start == b->end) {
-            b->start = b->end = 0;
-            size_t n = nl_onion_take_net_out(&c->onion, b->data, sizeof(b->data));
-            if (n == 0)
-                return moved;
-            b->end = n;
+        const unsigned char *data;
+        size_t n = nl_onion_net_out_peek(&c->onion, &data);
+        if (n == 0) {
+            c->net_blocked = false;
+            return moved;
         }
-        ssize_t w = send(c->tcp.fd, b->data + b->start, b->end - b->start,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = send(c->tcp.fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w > 0) {
-            b->start += (size_t)w;
+            nl_onion_net_out_consume(&c->onion, (size_t)w);
             moved = 1;
             continue;
         }
-        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            c->net_blocked = true;
             return moved;
+        }
         fail_net(c, w < 0 ? errno : EPIPE);
         return -1;
     }
 }
 
+/* Plaintext is peeked from the innermost layer and consumed only as far as
+ * the program's socket took it: no buffer of our own per connection. */
 static int deliver_to_app(struct nl_conn *c)
 {
     int moved = 0;
-    struct nl_buf *b = &c->to_app;
+    unsigned char buf[16384];
+    c->app_blocked = false;
     while (!c->app_gone) {
-        if (b->end < sizeof(b->data)) {
-            ssize_t n = nl_onion_read_plain(&c->onion, b->data + b->end, sizeof(b->data) - b->end);
-            if (n < 0) {
-                fail_tls(c);
-                return -1;
-            }
-            b->end += (size_t)n;
-            c->bytes_in += (uint64_t)n;
-            moved |= n > 0;
+        ssize_t n = nl_onion_peek_plain(&c->onion, buf, sizeof(buf));
+        if (n < 0) {
+            fail_tls(c);
+            return -1;
         }
-        if (b->start == b->end)
+        if (n == 0)
             break;
-        ssize_t w = send(c->app.fd, b->data + b->start, b->end - b->start,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = send(c->app.fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w > 0) {
-            b->start += (size_t)w;
-            if (b->start == b->end)
-                b->start = b->end = 0;
+            nl_onion_consume_plain(&c->onion, (size_t)w);
+            c->bytes_in += (uint64_t)w;
             moved = 1;
             continue;
         }
-        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            c->app_blocked = true;
             break;
+        }
         c->app_gone = true; /* EPIPE: the program closed its end */
-        b->start = b->end = 0;
         moved = 1;
     }
     if (c->app_gone) { /* nobody reads: keep the network flowing */
-        unsigned char junk[4096];
-        while (nl_onion_read_plain(&c->onion, junk, sizeof(junk)) > 0)
+        while (nl_onion_read_plain(&c->onion, buf, sizeof(buf)) > 0)
             moved = 1;
     }
-    if (nl_onion_inner_eof(&c->onion) && b->start == b->end && !c->app_shut && !c->app_gone) {
+    if (nl_onion_inner_eof(&c->onion) && !c->app_blocked && !c->app_shut && !c->app_gone) {
         nl_real.shutdown(c->app.fd, SHUT_WR);
         c->app_shut = true;
         moved = 1;
@@ -316,12 +312,10 @@ static int deliver_to_app(struct nl_conn *c)
 static int take_from_app(struct nl_conn *c)
 {
     int moved = 0;
-    unsigned char buf[NL_CONN_BUF];
-    size_t chunk = nl_onion_plain_chunk(&c->onion);
-    if (chunk > sizeof(buf))
-        chunk = sizeof(buf);
+    /* Large reads: OpenSSL cuts them into records, one syscall feeds many. */
+    unsigned char buf[NL_APP_READ];
     while (!c->app_eof && nl_onion_can_take_plain(&c->onion)) {
-        ssize_t n = recv(c->app.fd, buf, chunk, MSG_DONTWAIT);
+        ssize_t n = recv(c->app.fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0) {
             c->bytes_out += (uint64_t)n;
             if (nl_onion_write_plain(&c->onion, buf, (size_t)n) < 0) {
@@ -357,7 +351,7 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
     case NL_CONN_OPEN:
         if ((c->tcp_eof && !nl_onion_inner_eof(o)) || nl_onion_outer_cut(o)) {
             if (!c->app_gone &&
-                (c->to_app.start != c->to_app.end || nl_onion_inbound_pending(o)))
+                (c->app_blocked || nl_onion_inbound_pending(o)))
                 return 0; /* deliver what arrived intact first */
             nl_warn("%s layer %zu: connection cut without close_notify", c->desc,
                     c->onion.n);
@@ -367,13 +361,13 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
             return 1;
         }
         if ((c->app_gone && c->app_eof) || (c->exiting && c->app_eof) ||
-            (c->app_eof && nl_onion_inner_eof(o) && c->to_app.start == c->to_app.end)) {
+            (c->app_eof && nl_onion_inner_eof(o) && !c->app_blocked)) {
             begin_closing(c);
             return 1;
         }
         return 0;
     case NL_CONN_CLOSING:
-        if (c->to_net.start != c->to_net.end || nl_onion_net_out_pending(o) > 0)
+        if (nl_onion_net_out_pending(o) > 0)
             return 0;
         nl_real.shutdown(c->tcp.fd, SHUT_WR);
         log_closed(c, "clean");
@@ -419,10 +413,10 @@ static void compute_interest(struct nl_conn *c)
     case NL_CONN_CLOSING:
         if (!c->tcp_eof && nl_onion_net_in_room(&c->onion) > 0)
             tcp |= EPOLLIN;
-        if (c->to_net.start != c->to_net.end)
+        if (c->net_blocked)
             tcp |= EPOLLOUT;
         if (c->state == NL_CONN_OPEN) {
-            if (c->to_app.start != c->to_app.end && !c->app_gone)
+            if (c->app_blocked && !c->app_gone)
                 app |= EPOLLOUT;
             if (!c->app_eof && nl_onion_can_take_plain(&c->onion))
                 app |= EPOLLIN;
@@ -513,6 +507,8 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
             break;
     }
     check_deadline(c, now_ms);
+    if (c->state == NL_CONN_OPEN && !c->app_blocked && !c->net_blocked)
+        nl_onion_trim(&c->onion);
     compute_interest(c);
 }
 

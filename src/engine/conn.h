@@ -10,7 +10,8 @@
 #include "engine/engine.h"
 #include "engine/onion.h"
 
-#define NL_CONN_BUF (64 * 1024)
+/* How much of the program's data one recv() takes. */
+#define NL_APP_READ (64 * 1024)
 
 enum nl_conn_state {
     NL_CONN_TCP_CONNECTING,
@@ -32,11 +33,6 @@ struct nl_conn_end {
     bool registered;
 };
 
-struct nl_buf {
-    unsigned char data[NL_CONN_BUF];
-    size_t start, end;
-};
-
 struct nl_conn {
     struct nl_conn *next, *prev;
     enum nl_conn_state state;
@@ -51,8 +47,8 @@ struct nl_conn {
     unsigned handshake_timeout_ms;
     struct nl_sock *sock;
     struct nl_waiter *waiter;
-    struct nl_buf to_app;   /* plaintext waiting for the program */
-    struct nl_buf to_net;   /* ciphertext waiting for TCP */
+    bool app_blocked;       /* the program's socket is full: wait for EPOLLOUT */
+    bool net_blocked;       /* the TCP socket is full: wait for EPOLLOUT */
     bool app_eof;           /* program will write no more (EOF or exiting) */
     bool app_gone;          /* program closed its end entirely */
     bool app_shut;          /* we sent EOF to the program */

@@ -161,6 +161,26 @@ size_t nl_onion_take_net_out(struct nl_onion *o, void *buf, size_t cap)
     return n > 0 ? (size_t)n : 0;
 }
 
+size_t nl_onion_net_out_peek(struct nl_onion *o, const unsigned char **data)
+{
+    char *p;
+    long n = BIO_get_mem_data(o->l[0].wbio, &p);
+    *data = (const unsigned char *)p;
+    return n > 0 ? (size_t)n : 0;
+}
+
+void nl_onion_net_out_consume(struct nl_onion *o, size_t n)
+{
+    BIO *b = o->l[0].wbio;
+    unsigned char scratch[TLS_MAX_FRAGMENT];
+    while (n > 0) {
+        int r = BIO_read(b, scratch, (int)(n < sizeof(scratch) ? n : sizeof(scratch)));
+        if (r <= 0)
+            break;
+        n -= (size_t)r;
+    }
+}
+
 static void fail_layer(struct nl_onion *o, size_t i, int ssl_err)
 {
     if (o->failed_layer >= 0)
@@ -317,13 +337,14 @@ int nl_onion_write_plain(struct nl_onion *o, const void *buf, size_t len)
     return nl_onion_pump(o);
 }
 
-ssize_t nl_onion_read_plain(struct nl_onion *o, void *buf, size_t cap)
+static ssize_t take_plain(struct nl_onion *o, void *buf, size_t cap, bool peek)
 {
     struct nl_onion_layer *in = &o->l[o->n - 1];
     if (!in->up || in->peer_closed)
         return 0;
     ERR_clear_error();
-    int r = SSL_read(in->ssl, buf, (int)(cap > TLS_MAX_FRAGMENT ? TLS_MAX_FRAGMENT : cap));
+    int len = (int)(cap > TLS_MAX_FRAGMENT ? TLS_MAX_FRAGMENT : cap);
+    int r = peek ? SSL_peek(in->ssl, buf, len) : SSL_read(in->ssl, buf, len);
     if (r > 0)
         return r;
     int err = SSL_get_error(in->ssl, r);
@@ -337,6 +358,60 @@ ssize_t nl_onion_read_plain(struct nl_onion *o, void *buf, size_t cap)
     }
     fail_layer(o, o->n - 1, err);
     return -1;
+}
+
+ssize_t nl_onion_read_plain(struct nl_onion *o, void *buf, size_t cap)
+{
+    return take_plain(o, buf, cap, false);
+}
+
+ssize_t nl_onion_peek_plain(struct nl_onion *o, void *buf, size_t cap)
+{
+    return take_plain(o, buf, cap, true);
+}
+
+void nl_onion_consume_plain(struct nl_onion *o, size_t n)
+{
+    unsigned char scratch[TLS_MAX_FRAGMENT];
+    while (n > 0) {
+        ssize_t r = take_plain(o, scratch, n < sizeof(scratch) ? n : sizeof(scratch), false);
+        if (r <= 0)
+            break;
+        n -= (size_t)r;
+    }
+}
+
+/* A memory BIO keeps the largest buffer it ever needed. An idle
+ * connection swaps empty, grown BIOs for fresh ones, so its memory goes
+ * back to a few hundred bytes per layer. */
+#define TRIM_ABOVE 4096
+
+static BIO *fresh_if_grown(BIO *b)
+{
+    BUF_MEM *mem = NULL;
+    if (pending(b) != 0 || BIO_get_mem_ptr(b, &mem) <= 0 || mem == NULL || mem->max <= TRIM_ABOVE)
+        return NULL;
+    BIO *fresh = BIO_new(BIO_s_mem());
+    if (fresh != NULL)
+        BIO_set_mem_eof_return(fresh, -1);
+    return fresh;
+}
+
+void nl_onion_trim(struct nl_onion *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        struct nl_onion_layer *l = &o->l[i];
+        BIO *r = fresh_if_grown(l->rbio);
+        if (r != NULL) {
+            SSL_set0_rbio(l->ssl, r); /* frees the old one */
+            l->rbio = r;
+        }
+        BIO *w = fresh_if_grown(l->wbio);
+        if (w != NULL) {
+            SSL_set0_wbio(l->ssl, w);
+            l->wbio = w;
+        }
+    }
 }
 
 bool nl_onion_inner_eof(const struct nl_onion *o)

@@ -50,6 +50,10 @@ size_t nl_onion_net_in_room(const struct nl_onion *o);
 void nl_onion_feed_net(struct nl_onion *o, const void *buf, size_t len);
 size_t nl_onion_net_out_pending(const struct nl_onion *o);
 size_t nl_onion_take_net_out(struct nl_onion *o, void *buf, size_t cap);
+/* Zero-copy form: the ciphertext waiting for the network, in place, and
+ * dropping the first n bytes of it once sent. */
+size_t nl_onion_net_out_peek(struct nl_onion *o, const unsigned char **data);
+void nl_onion_net_out_consume(struct nl_onion *o, size_t n);
 
 /* Run handshakes and move bytes between layers until nothing moves.
  * Returns -1 when a layer failed (failed_layer/fail_reason set), else 0. */
@@ -63,6 +67,11 @@ bool nl_onion_can_take_plain(const struct nl_onion *o);
 int nl_onion_write_plain(struct nl_onion *o, const void *buf, size_t len);
 /* >0: bytes; 0: nothing now (see inner_eof); -1: failure. */
 ssize_t nl_onion_read_plain(struct nl_onion *o, void *buf, size_t cap);
+/* The same without consuming; consume what the program actually took. */
+ssize_t nl_onion_peek_plain(struct nl_onion *o, void *buf, size_t cap);
+void nl_onion_consume_plain(struct nl_onion *o, size_t n);
+/* Give back memory an idle connection does not need (grown BIO buffers). */
+void nl_onion_trim(struct nl_onion *o);
 bool nl_onion_inner_eof(const struct nl_onion *o);
 /* True while any layer still holds a complete record or decrypted bytes:
  * a stream cut at TCP level is only truncation once these are consumed. */

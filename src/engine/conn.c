@@ -55,6 +55,7 @@ struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_
     c->sock = spec->sock;
     c->waiter = spec->waiter;
     c->state = spec->tcp_connecting ? NL_CONN_TCP_CONNECTING : NL_CONN_HANDSHAKING;
+    c->tcp_readable = c->app_readable = true; /* until a read says otherwise */
     c->started_us = nl_now_us();
     c->deadline_ms = nl_now_ms() + handshake_timeout_ms;
     c->handshake_timeout_ms = handshake_timeout_ms;
@@ -93,6 +94,7 @@ void nl_conn_free(struct nl_conn *c)
     nl_onion_free(&c->onion);
     if (c->sock)
         nl_sock_put(c->sock);
+    free(c->leftover);
     free(c);
 }
 
@@ -216,14 +218,18 @@ static void established(struct nl_conn *c)
 
 static int read_tcp(struct nl_conn *c)
 {
-    if (c->tcp_eof)
+    if (c->tcp_eof || !c->tcp_readable)
         return 0;
     unsigned char buf[NL_ONION_CAP];
     size_t room = c->state == NL_CONN_LINGER ? sizeof(buf) : nl_onion_net_in_room(&c->onion);
     if (room == 0)
         return 0;
-    ssize_t n = recv(c->tcp.fd, buf, room < sizeof(buf) ? room : sizeof(buf), MSG_DONTWAIT);
+    size_t want = room < sizeof(buf) ? room : sizeof(buf);
+    ssize_t n = recv(c->tcp.fd, buf, want, MSG_DONTWAIT);
     if (n > 0) {
+        /* A short read drained the socket; epoll says when more comes. */
+        if ((size_t)n < want)
+            c->tcp_readable = false;
         if (c->state != NL_CONN_LINGER) /* after our close, only wait for FIN */
             nl_onion_feed_net(&c->onion, buf, (size_t)n);
         return 1;
@@ -232,8 +238,10 @@ static int read_tcp(struct nl_conn *c)
         c->tcp_eof = true;
         return 1;
     }
-    if (errno == EAGAIN || errno == EINTR)
+    if (errno == EAGAIN || errno == EINTR) {
+        c->tcp_readable = errno == EINTR;
         return 0;
+    }
     if (c->state == NL_CONN_LINGER) {
         c->tcp_eof = true;
         return 1;
@@ -268,36 +276,79 @@ static int flush_to_net(struct nl_conn *c)
     }
 }
 
-/* Plaintext is peeked from the innermost layer and consumed only as far as
- * the program's socket took it: no buffer of our own per connection. */
+/* Send what a short send left over. Returns 1 when it is all gone. */
+static int send_leftover(struct nl_conn *c)
+{
+    while (c->leftover_len > 0) {
+        ssize_t w = send(c->app.fd, c->leftover + c->leftover_off, c->leftover_len,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            c->leftover_off += (size_t)w;
+            c->leftover_len -= (size_t)w;
+            c->bytes_in += (uint64_t)w;
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        c->app_gone = true; /* EPIPE: the program closed its end */
+        c->leftover_len = 0;
+    }
+    free(c->leftover);
+    c->leftover = NULL;
+    c->leftover_off = 0;
+    return 1;
+}
+
+/* Plaintext goes to the program in batches of up to 64 KiB (one wake-up
+ * of the reader instead of one per record). The rare tail a full socket
+ * does not take is kept in a buffer allocated only for that moment. */
 static int deliver_to_app(struct nl_conn *c)
 {
     int moved = 0;
-    unsigned char buf[16384];
+    unsigned char buf[NL_APP_READ];
     c->app_blocked = false;
     while (!c->app_gone) {
-        ssize_t n = nl_onion_peek_plain(&c->onion, buf, sizeof(buf));
-        if (n < 0) {
-            fail_tls(c);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        ssize_t w = send(c->app.fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0) {
-            nl_onion_consume_plain(&c->onion, (size_t)w);
-            c->bytes_in += (uint64_t)w;
-            moved = 1;
-            continue;
-        }
-        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (c->leftover != NULL && !send_leftover(c)) {
             c->app_blocked = true;
             break;
         }
-        c->app_gone = true; /* EPIPE: the program closed its end */
+        size_t n = 0;
+        while (n < sizeof(buf)) {
+            ssize_t r = nl_onion_read_plain(&c->onion, buf + n, sizeof(buf) - n);
+            if (r < 0) {
+                fail_tls(c);
+                return -1;
+            }
+            if (r == 0)
+                break;
+            n += (size_t)r;
+        }
+        if (n == 0)
+            break;
         moved = 1;
+        ssize_t w = send(c->app.fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            c->app_gone = true;
+            break;
+        }
+        size_t sent = w > 0 ? (size_t)w : 0;
+        c->bytes_in += sent;
+        if (sent < n) {
+            c->leftover = malloc(n - sent);
+            if (c->leftover == NULL) {
+                fail(c, ENOMEM, "out of memory");
+                return -1;
+            }
+            memcpy(c->leftover, buf + sent, n - sent);
+            c->leftover_len = n - sent;
+            c->app_blocked = true;
+            break;
+        }
     }
     if (c->app_gone) { /* nobody reads: keep the network flowing */
+        free(c->leftover);
+        c->leftover = NULL;
+        c->leftover_len = 0;
         while (nl_onion_read_plain(&c->onion, buf, sizeof(buf)) > 0)
             moved = 1;
     }
@@ -314,8 +365,13 @@ static int take_from_app(struct nl_conn *c)
     int moved = 0;
     /* Large reads: OpenSSL cuts them into records, one syscall feeds many. */
     unsigned char buf[NL_APP_READ];
-    while (!c->app_eof && nl_onion_can_take_plain(&c->onion)) {
+    /* After shutdown(SHUT_WR) or at exit, "nothing more" must be seen by a
+     * read, so those read regardless of readiness. */
+    bool must_look = c->exiting || c->prog_shut_wr;
+    while (!c->app_eof && (c->app_readable || must_look) && nl_onion_can_take_plain(&c->onion)) {
         ssize_t n = recv(c->app.fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0 && (size_t)n < sizeof(buf))
+            c->app_readable = false;
         if (n > 0) {
             c->bytes_out += (uint64_t)n;
             if (nl_onion_write_plain(&c->onion, buf, (size_t)n) < 0) {
@@ -327,8 +383,10 @@ static int take_from_app(struct nl_conn *c)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN && !c->exiting && !c->prog_shut_wr)
+        if (n < 0 && errno == EAGAIN && !must_look) {
+            c->app_readable = false;
             break;
+        }
         /* EOF, an error, or nothing left after the program's
          * shutdown(SHUT_WR) or while the process exits. */
         c->app_eof = true;
@@ -466,6 +524,10 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
     }
     if (end == &c->app && (events & (EPOLLHUP | EPOLLERR)))
         c->app_gone = true; /* the program's last copy is closed */
+    if (end == &c->tcp && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+        c->tcp_readable = true;
+    if (end == &c->app && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+        c->app_readable = true;
 
     for (int round = 0; round < 32 && c->state != NL_CONN_DONE; round++) {
         int progress = 0, r;

@@ -401,6 +401,8 @@ void nl_onion_trim(struct nl_onion *o)
 {
     for (size_t i = 0; i < o->n; i++) {
         struct nl_onion_layer *l = &o->l[i];
+        if (l->up)
+            SSL_free_buffers(l->ssl); /* refuses while it holds data */
         BIO *r = fresh_if_grown(l->rbio);
         if (r != NULL) {
             SSL_set0_rbio(l->ssl, r); /* frees the old one */

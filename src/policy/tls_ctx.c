@@ -38,7 +38,9 @@ static int setup_common(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer
         return ssl_fail(L, at->layer, "the TLS version range",
                         nl_tls_version_name(layer->min_version));
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* No SSL_MODE_RELEASE_BUFFERS: it frees and wipes the record buffers
+     * after every record during a transfer; the engine frees them itself
+     * once a connection is idle (SSL_free_buffers). */
     SSL_CTX_set_default_passwd_cb(ctx, nl_no_passphrase);
 
     const char *ciphers = layer->ciphers ? layer->ciphers : DEFAULT_TLS12_CIPHERS;

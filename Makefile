@@ -45,7 +45,8 @@ $(BUILD)/nestls: $(CLI_OBJ)
 # Unit tests link the policy code and the socket-free onion directly (no
 # preload involved).
 UNIT_LINK := $(filter-out $(BUILD)/obj/src/cli/%,$(CLI_OBJ)) \
-             $(BUILD)/obj/src/engine/onion.o $(BUILD)/obj/src/engine/tls_error.o
+             $(BUILD)/obj/src/engine/onion.o $(BUILD)/obj/src/engine/tls_error.o \
+             $(BUILD)/obj/src/engine/sessions.o
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $^ $(LDLIBS)

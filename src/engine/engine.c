@@ -21,6 +21,7 @@
 #include "common/real.h"
 #include "common/util.h"
 #include "engine/conn.h"
+#include "engine/sessions.h"
 
 const struct nl_policy *nl_policy;
 
@@ -322,6 +323,7 @@ void nl_engine_fork_parent(void)
 void nl_engine_fork_child(void)
 {
     nl_fdtable_unlock();
+    nl_sessions_after_fork();
     pthread_mutex_init(&engine.lock, NULL);
     if (relay_forking) { /* this child becomes the relay: keep everything */
         for (struct nl_conn *c = engine.conns; c; c = c->next)

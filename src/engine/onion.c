@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "engine/sessions.h"
 #include "engine/tls_error.h"
 
 /* TLS's largest record payload, and what each layer adds around a record
@@ -91,6 +92,8 @@ int nl_onion_init(struct nl_onion *o, const struct nl_rule *rule, enum nl_role r
         if (role == NL_ROLE_CLIENT) {
             if (set_peer_identity(l->ssl, cfg, peer_name, peer_addr) != 0)
                 goto fail;
+            nl_sessions_prepare(l->ssl, i, cfg->server_name ? cfg->server_name : peer_name,
+                                peer_addr);
             SSL_set_connect_state(l->ssl);
         } else {
             SSL_set_accept_state(l->ssl);
@@ -511,10 +514,11 @@ void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
         const unsigned char *alpn = NULL;
         unsigned alpn_len = 0;
         SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
-        int n = snprintf(out + used, len - used, "%slayer %zu %s %s peer \"%s\" alpn %.*s",
+        int n = snprintf(out + used, len - used, "%slayer %zu %s %s peer \"%s\" alpn %.*s%s",
                          i ? "; " : "", i + 1, SSL_get_version(ssl),
                          SSL_get_cipher_name(ssl), subject, alpn_len ? (int)alpn_len : 1,
-                         alpn_len ? (const char *)alpn : "-");
+                         alpn_len ? (const char *)alpn : "-",
+                         SSL_session_reused(ssl) ? " resumed" : "");
         if (n < 0)
             break;
         used += (size_t)n;

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/real.h"
 #include "engine/engine.h"
+#include "engine/sessions.h"
 #include "hooks/hooks.h"
 
 #define EXIT_CONFIG 78
@@ -57,6 +58,7 @@ __attribute__((constructor)) static void nl_start(void)
     nl_log_configure(level, policy->settings.log_file);
     if (nl_log_fd() > 2)
         nl_guard_add(nl_log_fd());
+    nl_sessions_attach(policy);
     nl_policy = policy;
     pthread_atfork(nl_engine_fork_prepare, nl_engine_fork_parent, nl_engine_fork_child);
     nl_hooks_install_exit_handler();

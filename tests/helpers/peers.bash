@@ -142,7 +142,7 @@ $1"
 
 # One TLS 1.3 layer as the established line shows it, peer subject CN=$1.
 layer_re() {
-    echo "TLSv1\.3 TLS_[A-Z0-9_]+ peer \"CN=$1\" alpn -"
+    echo "TLSv1\.3 TLS_[A-Z0-9_]+ peer \"CN=$1\" alpn -( resumed)?"
 }
 
 # ---------------------------------------------------------------- policies

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/buffer.h>
+
 #include "engine/onion.h"
 #include "unit.h"
 
@@ -225,6 +227,38 @@ static void inner_records_fit_in_one_outer_record(void)
     nl_policy_free(p);
 }
 
+static size_t bio_capacity(BIO *b)
+{
+    BUF_MEM *mem = NULL;
+    BIO_get_mem_ptr(b, &mem);
+    return mem ? mem->max : 0;
+}
+
+static void idle_trim_gives_buffers_back(void)
+{
+    struct nl_policy *p = policy_with_layers(2, NULL);
+    CHECK(p != NULL, "policy did not load");
+    struct nl_onion c, s;
+    bool up = connect_pair(p, &c, &s, 65536);
+    CHECK_SOFT(up, "handshake did not complete");
+    if (up) {
+        CHECK_SOFT(transfer(&c, &s, 1 << 20, 65536), "transfer failed");
+        size_t before = 0, after = 0;
+        for (size_t i = 0; i < 2; i++)
+            before += bio_capacity(s.l[i].rbio) + bio_capacity(c.l[i].wbio);
+        nl_onion_trim(&c);
+        nl_onion_trim(&s);
+        for (size_t i = 0; i < 2; i++)
+            after += bio_capacity(s.l[i].rbio) + bio_capacity(c.l[i].wbio);
+        CHECK_SOFT(before > 16384, "the transfer never grew the buffers (%zu)", before);
+        CHECK_SOFT(after <= 4 * 4096, "idle buffers hold %zu bytes after trim (were %zu)", after, before);
+        CHECK_SOFT(transfer(&s, &c, 100000, 65536), "no transfer after a trim");
+    }
+    nl_onion_free(&c);
+    nl_onion_free(&s);
+    nl_policy_free(p);
+}
+
 int main(void)
 {
     const char *env = getenv("NESTLS_CERTS");
@@ -244,6 +278,7 @@ int main(void)
     RUN(outer_close_before_inner_is_a_cut);
     RUN(untrusted_inner_layer_fails_at_layer_two);
     RUN(inner_records_fit_in_one_outer_record);
+    RUN(idle_trim_gives_buffers_back);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0)

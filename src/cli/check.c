@@ -28,6 +28,11 @@ static void print_settings(FILE *out, const struct nl_settings *s)
             mark(s->handshake_timeout_ms == DEFAULT_HANDSHAKE_TIMEOUT_MS));
     fprintf(out, "  linger_ms:            %u%s\n", s->linger_ms,
             mark(s->linger_ms == DEFAULT_LINGER_MS));
+    if (s->keylog_file != NULL)
+        fprintf(out, "  keylog_file:          %s - INSECURE: TLS secrets are written there\n",
+                s->keylog_file);
+    else
+        fprintf(out, "  keylog_file:          off  (default)\n");
 }
 
 static void print_rule(FILE *out, const struct nl_rule *rule, size_t index)

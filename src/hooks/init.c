@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/real.h"
 #include "engine/engine.h"
+#include "engine/keylog.h"
 #include "engine/sessions.h"
 #include "hooks/hooks.h"
 
@@ -59,6 +60,8 @@ __attribute__((constructor)) static void nl_start(void)
     if (nl_log_fd() > 2)
         nl_guard_add(nl_log_fd());
     nl_sessions_attach(policy);
+    if (nl_keylog_attach(policy, err, sizeof(err)) != 0)
+        refuse_to_start(err);
     nl_policy = policy;
     pthread_atfork(nl_engine_fork_prepare, nl_engine_fork_parent, nl_engine_fork_child);
     nl_hooks_install_exit_handler();

@@ -13,7 +13,8 @@
 
 static const char *const TOP_KEYS[] = {"version", "settings", "rules", NULL};
 static const char *const SETTINGS_KEYS[] = {
-    "log_level", "log_file", "default_action", "handshake_timeout_ms", "linger_ms", NULL,
+    "log_level", "log_file", "default_action", "handshake_timeout_ms", "linger_ms", "keylog_file",
+    NULL,
 };
 /* In enum nl_log_level order. */
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug", NULL};
@@ -36,12 +37,15 @@ static int parse_version(struct nl_loader *L, const yaml_node_t *root)
     return 0;
 }
 
-static int parse_log_file(struct nl_loader *L, const yaml_node_t *v, struct nl_settings *s)
+/* A file nestls writes (log_file, keylog_file): absolute, in a directory
+ * that exists now; "stderr" is kept as is where allowed. */
+static int parse_output_file(struct nl_loader *L, const yaml_node_t *v, const char *key,
+                             bool stderr_ok, char **out)
 {
     char *written = NULL;
-    NL_GUARD(nl_get_string(L, v, "log_file", &written));
-    if (strcmp(written, "stderr") == 0) {
-        s->log_file = written;
+    NL_GUARD(nl_get_string(L, v, key, &written));
+    if (stderr_ok && strcmp(written, "stderr") == 0) {
+        *out = written;
         return 0;
     }
     char *abs = nl_resolve_path(L, written);
@@ -58,12 +62,12 @@ static int parse_log_file(struct nl_loader *L, const yaml_node_t *v, struct nl_s
     int error = stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
     int rc = 0;
     if (error != 0)
-        rc = nl_fail(L, v, "cannot use 'log_file' '%s': directory %s: %s", written, dir,
+        rc = nl_fail(L, v, "cannot use '%s' '%s': directory %s: %s", key, written, dir,
                      strerror(error));
     *slash = '/';
     free(written);
     if (rc == 0)
-        s->log_file = abs;
+        *out = abs;
     else
         free(abs);
     return rc;
@@ -88,7 +92,7 @@ static int parse_settings(struct nl_loader *L, const yaml_node_t *v, struct nl_s
     if ((x = nl_yaml_get(L, v, "log_file", NULL)) != NULL) {
         free(s->log_file);
         s->log_file = NULL;
-        NL_GUARD(parse_log_file(L, x, s));
+        NL_GUARD(parse_output_file(L, x, "log_file", true, &s->log_file));
     }
     if ((x = nl_yaml_get(L, v, "default_action", NULL)) != NULL) {
         NL_GUARD(nl_get_enum(L, x, "default_action", DEFAULT_ACTIONS, &choice));
@@ -98,6 +102,8 @@ static int parse_settings(struct nl_loader *L, const yaml_node_t *v, struct nl_s
         NL_GUARD(nl_get_uint(L, x, "handshake_timeout_ms", 1, MAX_MS, &s->handshake_timeout_ms));
     if ((x = nl_yaml_get(L, v, "linger_ms", NULL)) != NULL)
         NL_GUARD(nl_get_uint(L, x, "linger_ms", 0, MAX_MS, &s->linger_ms));
+    if ((x = nl_yaml_get(L, v, "keylog_file", NULL)) != NULL)
+        NL_GUARD(parse_output_file(L, x, "keylog_file", false, &s->keylog_file));
     return 0;
 }
 
@@ -226,6 +232,7 @@ void nl_policy_free(struct nl_policy *policy)
     }
     free(policy->rules);
     free(policy->settings.log_file);
+    free(policy->settings.keylog_file);
     free(policy->path);
     free(policy->dir);
     free(policy);

@@ -83,6 +83,8 @@ struct nl_settings {
     enum nl_action default_action; /* passthrough (default) or deny */
     unsigned handshake_timeout_ms; /* default 10000 */
     unsigned linger_ms;            /* default 2000 */
+    char *keylog_file;             /* INSECURE: TLS secrets of every layer are
+                                      appended here (NSS key log format); NULL = off */
 };
 
 struct nl_policy {

@@ -1,0 +1,53 @@
+/* keylog_file: every layer's TLS secrets, one NSS key log line each, so a
+ * capture can be decrypted with Wireshark. Off unless the policy names the
+ * file; never driven by SSLKEYLOGFILE or any other environment variable. */
+#include "engine/keylog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/fdtable.h"
+#include "common/log.h"
+
+static int keylog_fd = -1;
+
+static void write_line(const SSL *ssl, const char *line)
+{
+    (void)ssl;
+    struct iovec iov[2] = {{(void *)line, strlen(line)}, {"\n", 1}};
+    ssize_t w = writev(keylog_fd, iov, 2); /* O_APPEND: one line at a time */
+    (void)w;
+}
+
+int nl_keylog_attach(const struct nl_policy *policy, char *err, size_t errlen)
+{
+    const char *path = policy->settings.keylog_file;
+    if (path == NULL)
+        return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: keylog_file %s: %s", policy->path, path, strerror(errno));
+        return -1;
+    }
+    keylog_fd = nl_guard_dup_high(fd);
+    close(fd);
+    if (keylog_fd < 0) {
+        snprintf(err, errlen, "keylog_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    for (size_t r = 0; r < policy->n_rules; r++)
+        for (size_t i = 0; i < policy->rules[r].n_layers; i++) {
+            const struct nl_layer *l = &policy->rules[r].layers[i];
+            if (l->client_ctx)
+                SSL_CTX_set_keylog_callback(l->client_ctx, write_line);
+            if (l->server_ctx)
+                SSL_CTX_set_keylog_callback(l->server_ctx, write_line);
+        }
+    nl_warn("keylog_file %s: the TLS secrets of every layer are written there; anyone who can "
+            "read it can decrypt this traffic (INSECURE, for debugging only)", path);
+    return 0;
+}

@@ -18,7 +18,7 @@ setup() {
 # the caller set it. Prints "pid N" first: the PID the program runs as
 # (env and CMD are exec'd in place), so the error line's PID can be checked.
 preloaded() {
-    sh -c 'echo "pid $$"; exec env LD_PRELOAD="$0" "$@"' "$LIB" "$@"
+    sh -c 'echo "pid $$"; exec env LD_PRELOAD="$0" "$@"' "${PRELOAD_FIRST:+$PRELOAD_FIRST }$LIB" "$@"
 }
 
 # assert_refused REGEX: the last `run --separate-stderr preloaded ...` exited

@@ -50,7 +50,22 @@ static int preload_has(const char *list, const char *path)
     return 0;
 }
 
-/* Ours first, so its hooks see calls before any other preloaded shim. */
+/* Length of a leading sanitizer runtime entry in an LD_PRELOAD list (it
+ * must stay first for its interceptors to work), or 0. */
+static size_t sanitizer_prefix(const char *list)
+{
+    size_t n = strcspn(list, " :");
+    const char *base = list;
+    for (const char *p = list; p < list + n; p++)
+        if (*p == '/')
+            base = p + 1;
+    if (strncmp(base, "libasan", 7) == 0 || strncmp(base, "libclang_rt.asan", 16) == 0)
+        return n;
+    return 0;
+}
+
+/* Ours first, so its hooks see calls before any other preloaded shim;
+ * only a sanitizer runtime stays ahead of it. */
 static int set_preload(const char *lib)
 {
     const char *old = getenv("LD_PRELOAD");
@@ -58,11 +73,15 @@ static int set_preload(const char *lib)
         return setenv("LD_PRELOAD", lib, 1);
     if (preload_has(old, lib))
         return 0;
-    size_t len = strlen(lib) + 1 + strlen(old) + 1;
+    size_t len = strlen(lib) + 1 + strlen(old) + 2;
     char *joined = malloc(len);
     if (joined == NULL)
         return -1;
-    snprintf(joined, len, "%s %s", lib, old);
+    size_t keep = sanitizer_prefix(old);
+    if (keep > 0)
+        snprintf(joined, len, "%.*s %s%s", (int)keep, old, lib, old + keep);
+    else
+        snprintf(joined, len, "%s %s", lib, old);
     int rc = setenv("LD_PRELOAD", joined, 1);
     free(joined);
     return rc;

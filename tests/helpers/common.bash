@@ -15,13 +15,16 @@ load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
 
 REPO=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-BUILD=$REPO/build
-NESTLS=$BUILD/nestls
+# make test-asan points the suites at the sanitizer build, and names the
+# runtime that must be preloaded ahead of libnestls.so (PRELOAD_FIRST).
+BUILD=${NESTLS_BUILD:-$REPO/build}
+PRELOAD_FIRST=${NESTLS_PRELOAD_FIRST:-}
+NESTLS=${NESTLS_CMD:-$BUILD/nestls} # test-asan: a wrapper preloading the ASan runtime
 LIB=$BUILD/libnestls.so
 CERTS=$REPO/certs
 HELPERS=$REPO/tests/helpers
 TESTBIN=$BUILD/tests # the plaintext C programs from tests/helpers/*.c
-export REPO BUILD NESTLS LIB CERTS HELPERS TESTBIN
+export REPO BUILD NESTLS LIB CERTS HELPERS TESTBIN PRELOAD_FIRST
 
 WAIT_SECONDS=${WAIT_SECONDS:-10} # default bound of every wait_for_*
 STEP=0.02                        # poll interval of every wait_for_*

@@ -77,3 +77,19 @@ EOF2
     assert_log "$stderr" "info: relay: serving 1 connection\(s\) across exec"
     assert_log "$stderr" "info: rule 'client': .* closed: .*\(clean\)$"
 }
+
+@test "a client that writes 1 MiB before reading any echo gets it all back and a clean EOF, 10 times" {
+    # Back-pressure both ways at once: the echo fills the reply path while
+    # the client is still writing. A lost wake-up here once left the last
+    # close undelivered (found by make test-valgrind).
+    both_ends_policy 127.0.0.1
+    head -c 1048576 /dev/urandom >data
+    nestls_bg server "$POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
+    wait_for_match server.out '^port '
+    for i in $(seq 1 10); do
+        run --separate-stderr nestls_run "$POLICY" sh -c \
+            'timeout 20 "$0" 127.0.0.1 "$1" <data >reply; echo "exit $?"' "$TESTBIN/tcpclient" "$PORT"
+        assert_output "exit 0"
+        cmp -s data reply || fail "round $i: the reply differs from what was sent"
+    done
+}

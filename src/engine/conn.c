@@ -55,7 +55,6 @@ struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_
     c->sock = spec->sock;
     c->waiter = spec->waiter;
     c->state = spec->tcp_connecting ? NL_CONN_TCP_CONNECTING : NL_CONN_HANDSHAKING;
-    c->tcp_readable = c->app_readable = true; /* until a read says otherwise */
     c->started_us = nl_now_us();
     c->deadline_ms = nl_now_ms() + handshake_timeout_ms;
     c->handshake_timeout_ms = handshake_timeout_ms;
@@ -218,7 +217,7 @@ static void established(struct nl_conn *c)
 
 static int read_tcp(struct nl_conn *c)
 {
-    if (c->tcp_eof || !c->tcp_readable)
+    if (c->tcp_eof)
         return 0;
     unsigned char buf[NL_ONION_CAP];
     size_t room = c->state == NL_CONN_LINGER ? sizeof(buf) : nl_onion_net_in_room(&c->onion);
@@ -227,9 +226,6 @@ static int read_tcp(struct nl_conn *c)
     size_t want = room < sizeof(buf) ? room : sizeof(buf);
     ssize_t n = recv(c->tcp.fd, buf, want, MSG_DONTWAIT);
     if (n > 0) {
-        /* A short read drained the socket; epoll says when more comes. */
-        if ((size_t)n < want)
-            c->tcp_readable = false;
         if (c->state != NL_CONN_LINGER) /* after our close, only wait for FIN */
             nl_onion_feed_net(&c->onion, buf, (size_t)n);
         return 1;
@@ -238,10 +234,8 @@ static int read_tcp(struct nl_conn *c)
         c->tcp_eof = true;
         return 1;
     }
-    if (errno == EAGAIN || errno == EINTR) {
-        c->tcp_readable = errno == EINTR;
+    if (errno == EAGAIN || errno == EINTR)
         return 0;
-    }
     if (c->state == NL_CONN_LINGER) {
         c->tcp_eof = true;
         return 1;
@@ -365,13 +359,10 @@ static int take_from_app(struct nl_conn *c)
     int moved = 0;
     /* Large reads: OpenSSL cuts them into records, one syscall feeds many. */
     unsigned char buf[NL_APP_READ];
-    /* After shutdown(SHUT_WR) or at exit, "nothing more" must be seen by a
-     * read, so those read regardless of readiness. */
+    /* After shutdown(SHUT_WR) or at exit, "nothing left now" means EOF. */
     bool must_look = c->exiting || c->prog_shut_wr;
-    while (!c->app_eof && (c->app_readable || must_look) && nl_onion_can_take_plain(&c->onion)) {
+    while (!c->app_eof && nl_onion_can_take_plain(&c->onion)) {
         ssize_t n = recv(c->app.fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n > 0 && (size_t)n < sizeof(buf))
-            c->app_readable = false;
         if (n > 0) {
             c->bytes_out += (uint64_t)n;
             if (nl_onion_write_plain(&c->onion, buf, (size_t)n) < 0) {
@@ -383,10 +374,8 @@ static int take_from_app(struct nl_conn *c)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN && !must_look) {
-            c->app_readable = false;
+        if (n < 0 && errno == EAGAIN && !must_look)
             break;
-        }
         /* EOF, an error, or nothing left after the program's
          * shutdown(SHUT_WR) or while the process exits. */
         c->app_eof = true;
@@ -524,10 +513,6 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
     }
     if (end == &c->app && (events & (EPOLLHUP | EPOLLERR)))
         c->app_gone = true; /* the program's last copy is closed */
-    if (end == &c->tcp && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
-        c->tcp_readable = true;
-    if (end == &c->app && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
-        c->app_readable = true;
 
     for (int round = 0; round < 32 && c->state != NL_CONN_DONE; round++) {
         int progress = 0, r;

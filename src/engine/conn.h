@@ -51,8 +51,6 @@ struct nl_conn {
     unsigned char *leftover; /* plaintext a short send left, or NULL */
     size_t leftover_off, leftover_len;
     bool net_blocked;       /* the TCP socket is full: wait for EPOLLOUT */
-    bool tcp_readable;      /* epoll said readable and no read came up short since */
-    bool app_readable;
     bool app_eof;           /* program will write no more (EOF or exiting) */
     bool app_gone;          /* program closed its end entirely */
     bool app_shut;          /* we sent EOF to the program */

@@ -34,6 +34,7 @@ static struct {
     size_t n_conns;
     bool run_all;
     unsigned epoch;  /* bumped when connections are freed outside the loop */
+    bool frozen;     /* exec hand-off: the relay owns the sockets; touch nothing */
 } engine = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .epfd = -1,
@@ -145,6 +146,8 @@ static void *engine_main(void *arg)
         pthread_mutex_unlock(&engine.lock);
         int n = epoll_wait(engine.epfd, evs, (int)NL_ARRAY_LEN(evs), timeout);
         pthread_mutex_lock(&engine.lock);
+        while (engine.frozen)
+            pthread_cond_wait(&engine.changed, &engine.lock);
         if (epoch != engine.epoch)
             n = 0; /* those events may point at connections that are gone */
         uint64_t now = nl_now_ms();
@@ -448,6 +451,7 @@ static void relay_main(void)
     }
     nl_info("relay: serving %zu connection(s) across exec", engine.n_conns);
     engine.running = true;
+    engine.frozen = false; /* the parent's freeze was copied by fork */
     relay_mode = true;
     pthread_mutex_unlock(&engine.lock);
     /* engine_main returns only when the last connection is gone. */
@@ -469,6 +473,9 @@ bool nl_engine_handoff_before_exec(void)
         return false;
     }
     relay_forking = true;
+    /* From here the relay child owns the sockets: this process's engine
+     * must not read a byte more, even in the moment the lock is free. */
+    engine.frozen = true;
     /* fork() runs our atfork handlers, which take the lock themselves. */
     pthread_mutex_unlock(&engine.lock);
     pid_t pid = fork();
@@ -481,6 +488,8 @@ bool nl_engine_handoff_before_exec(void)
     if (pid < 0) {
         nl_warn("exec: cannot start a relay (%s); wrapped connections end at exec",
                 strerror(errno));
+        engine.frozen = false;
+        pthread_cond_broadcast(&engine.changed);
         pthread_mutex_unlock(&engine.lock);
         return false;
     }
@@ -502,6 +511,8 @@ void nl_engine_exec_failed(void)
     engine.conns = NULL;
     engine.n_conns = 0;
     engine.epoch++;
+    engine.frozen = false;
+    pthread_cond_broadcast(&engine.changed);
     pthread_mutex_unlock(&engine.lock);
 }
 

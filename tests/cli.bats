@@ -354,12 +354,15 @@ EOF
 
 @test "nestls run puts libnestls.so first in LD_PRELOAD, except behind a sanitizer runtime" {
     # (the listed paths need not exist: ld.so skips them with a warning)
-    run --separate-stderr env LD_PRELOAD=/opt/other.so "$BUILD/nestls" run -p "$REPO/policy/client-one-layer.yaml" -- \
-        sh -c 'echo "$LD_PRELOAD"'
-    assert_success
-    assert_output "$LIB /opt/other.so"
-    run --separate-stderr env LD_PRELOAD="/usr/lib/libasan.so.8 /opt/other.so" "$BUILD/nestls" run \
+    # Under make test-asan, $NESTLS itself puts the ASan runtime first.
+    run --separate-stderr env LD_PRELOAD=/opt/other.so "$NESTLS" run \
         -p "$REPO/policy/client-one-layer.yaml" -- sh -c 'echo "$LD_PRELOAD"'
     assert_success
-    assert_output "/usr/lib/libasan.so.8 $LIB /opt/other.so"
+    assert_output "${PRELOAD_FIRST:+$PRELOAD_FIRST }$LIB /opt/other.so"
+    if [[ -z $PRELOAD_FIRST ]]; then
+        run --separate-stderr env LD_PRELOAD="/usr/lib/libasan.so.8 /opt/other.so" "$NESTLS" run \
+            -p "$REPO/policy/client-one-layer.yaml" -- sh -c 'echo "$LD_PRELOAD"'
+        assert_success
+        assert_output "/usr/lib/libasan.so.8 $LIB /opt/other.so"
+    fi
 }

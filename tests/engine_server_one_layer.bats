@@ -62,8 +62,10 @@ EOF
         "https://localhost:$PORT/file.bin"
     assert_failure 60 # peer certificate cannot be authenticated
     [[ ! -s got.bin ]] || fail "a body arrived"
-    # and the server logs that the client dropped the handshake
-    wait_for_match http.err "^nestls\[$BG_PID\] warn: rule 'https-server': server $IP4:$PORT <- $ADDR layer 1: tlsv1 alert unknown ca$"
+    # and the server logs that the client dropped the handshake at layer 1:
+    # by its alert, or, when curl's close overtakes a slow server (seen
+    # under ASan), by the reset that follows it
+    wait_for_match http.err "^nestls\[$BG_PID\] warn: rule 'https-server': server $IP4:$PORT <- $ADDR layer 1: (tlsv1 alert unknown ca|TCP: Connection reset by peer)$"
 }
 
 @test "a plaintext client on the wrapped port gets no plaintext answer" {

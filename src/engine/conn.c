@@ -397,9 +397,11 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
     switch (c->state) {
     case NL_CONN_OPEN:
         if ((c->tcp_eof && !nl_onion_inner_eof(o)) || nl_onion_outer_cut(o)) {
-            if (!c->app_gone &&
-                (c->app_blocked || nl_onion_inbound_pending(o)))
-                return 0; /* deliver what arrived intact first */
+            /* Deliver what arrived intact first. deliver_to_app has run
+             * this round: it stops only when the program's end is full or
+             * no layer can produce another byte from what it holds. */
+            if (!c->app_gone && c->app_blocked)
+                return 0;
             nl_warn("%s layer %zu: connection cut without close_notify", c->desc,
                     c->onion.n);
             log_closed(c, "truncated");

@@ -345,15 +345,26 @@ static ssize_t take_plain(struct nl_onion *o, void *buf, size_t cap, bool peek)
     struct nl_onion_layer *in = &o->l[o->n - 1];
     if (!in->up || in->peer_closed)
         return 0;
-    ERR_clear_error();
     int len = (int)(cap > TLS_MAX_FRAGMENT ? TLS_MAX_FRAGMENT : cap);
-    int r = peek ? SSL_peek(in->ssl, buf, len) : SSL_read(in->ssl, buf, len);
-    if (r > 0)
-        return r;
-    int err = SSL_get_error(in->ssl, r);
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        /* Reading may have produced output (a key update answer). */
-        return nl_onion_pump(o) < 0 ? -1 : 0;
+    int r, err;
+    for (;;) {
+        ERR_clear_error();
+        r = peek ? SSL_peek(in->ssl, buf, len) : SSL_read(in->ssl, buf, len);
+        if (r > 0)
+            return r;
+        err = SSL_get_error(in->ssl, r);
+        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+            break;
+        /* The pump may peel more of the outer layers into this one (it
+         * stops at NL_ONION_CAP), and reading may have produced output (a
+         * key update answer). Only "nothing more arrived inside" means
+         * "nothing to read now": the engine takes it as "everything
+         * delivered" when the connection is cut. */
+        size_t before = pending(in->rbio);
+        if (nl_onion_pump(o) < 0)
+            return -1;
+        if (pending(in->rbio) <= before)
+            return 0;
     }
     if (err == SSL_ERROR_ZERO_RETURN) {
         in->peer_closed = true;
@@ -422,24 +433,6 @@ void nl_onion_trim(struct nl_onion *o)
 bool nl_onion_inner_eof(const struct nl_onion *o)
 {
     return o->n > 0 && o->l[o->n - 1].peer_closed;
-}
-
-static bool holds_complete_record(BIO *b)
-{
-    char *data;
-    long avail = BIO_get_mem_data(b, &data);
-    if (avail < TLS_HEADER)
-        return false;
-    const unsigned char *h = (const unsigned char *)data;
-    return (size_t)avail >= TLS_HEADER + ((size_t)h[3] << 8 | h[4]);
-}
-
-bool nl_onion_inbound_pending(const struct nl_onion *o)
-{
-    for (size_t i = 0; i < o->n; i++)
-        if (SSL_pending(o->l[i].ssl) > 0 || holds_complete_record(o->l[i].rbio))
-            return true;
-    return false;
 }
 
 bool nl_onion_outer_cut(const struct nl_onion *o)

@@ -73,9 +73,6 @@ void nl_onion_consume_plain(struct nl_onion *o, size_t n);
 /* Give back memory an idle connection does not need (grown BIO buffers). */
 void nl_onion_trim(struct nl_onion *o);
 bool nl_onion_inner_eof(const struct nl_onion *o);
-/* True while any layer still holds a complete record or decrypted bytes:
- * a stream cut at TCP level is only truncation once these are consumed. */
-bool nl_onion_inbound_pending(const struct nl_onion *o);
 /* True when an outer layer ended (close_notify) before the innermost did:
  * the inner stream was cut short. */
 bool nl_onion_outer_cut(const struct nl_onion *o);

@@ -5,6 +5,7 @@
 
 #include <openssl/err.h>
 #include <stdio.h>
+#include <string.h>
 
 struct nl_pos nl_node_pos(const yaml_node_t *node)
 {
@@ -16,22 +17,48 @@ struct nl_pos nl_node_pos(const yaml_node_t *node)
     return pos;
 }
 
+/* Copy src to dst (of size len) with control characters spelled out: a
+ * value quoted in a message may hold a line break, and the error must stay
+ * one line. Cut at a character boundary when dst is full. */
+static void copy_one_line(char *dst, size_t len, const char *src)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+        char esc[5];
+        if (*p == '\n')
+            snprintf(esc, sizeof(esc), "\\n");
+        else if (*p == '\t')
+            snprintf(esc, sizeof(esc), "\\t");
+        else if (*p < 0x20 || *p == 0x7f)
+            snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        else
+            esc[0] = (char)*p, esc[1] = '\0';
+        size_t n = strlen(esc);
+        if (o + n >= len)
+            break;
+        memcpy(dst + o, esc, n);
+        o += n;
+    }
+    dst[o] = '\0';
+}
+
 static int vfail(struct nl_loader *L, int line, int col, bool with_where, const char *fmt,
                  va_list ap)
 {
-    if (L->failed)
+    if (L->failed || L->errlen == 0)
         return -1;
     L->failed = true;
-    int n = snprintf(L->err, L->errlen, "%s:%d:%d: ", L->file, line, col);
-    if (n < 0 || (size_t)n >= L->errlen)
-        return -1;
+    char raw[2048];
+    int n = snprintf(raw, sizeof(raw), "%s:%d:%d: ", L->file, line, col);
+    if (n < 0 || (size_t)n >= sizeof(raw))
+        n = 0;
     if (with_where && L->where[0] != '\0') {
-        int m = snprintf(L->err + n, L->errlen - (size_t)n, "%s: ", L->where);
-        if (m < 0 || (size_t)(n + m) >= L->errlen)
-            return -1;
-        n += m;
+        int m = snprintf(raw + n, sizeof(raw) - (size_t)n, "%s: ", L->where);
+        if (m > 0 && (size_t)(n + m) < sizeof(raw))
+            n += m;
     }
-    vsnprintf(L->err + n, L->errlen - (size_t)n, fmt, ap);
+    vsnprintf(raw + n, sizeof(raw) - (size_t)n, fmt, ap);
+    copy_one_line(L->err, L->errlen, raw);
     return -1;
 }
 

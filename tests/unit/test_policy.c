@@ -273,6 +273,13 @@ static void top_level_must_be_mapping(void)
     EXPECT_ERROR("- version: 1\n- rules: []\n", "1:1", "a policy is a mapping", "got a list");
 }
 
+/* Found by fuzz_policy: the quoted value held the line break. */
+static void line_breaks_in_a_quoted_value_stay_on_one_line(void)
+{
+    EXPECT_MESSAGE("a\n\nb\n", "1:1",
+                   "a policy is a mapping with 'version', 'settings' and 'rules' (got 'a\\nb')");
+}
+
 static void second_yaml_document_is_refused(void)
 {
     EXPECT_ERROR("version: 1\n---\nversion: 1\n", "2:1", "only one YAML document");
@@ -1129,6 +1136,7 @@ int main(void)
     RUN(empty_file_is_empty_policy);
     RUN(comment_only_file_is_empty_policy);
     RUN(top_level_must_be_mapping);
+    RUN(line_breaks_in_a_quoted_value_stay_on_one_line);
     RUN(second_yaml_document_is_refused);
     RUN(missing_version_points_at_top_mapping);
     RUN(version_must_be_1);

@@ -113,28 +113,14 @@ static int connect_nonblocking(int fd, const struct addrinfo *ai, const char *da
     return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 }
 
-int main(int argc, char **argv)
+/* Connect, send all of stdin (or data), half-close, copy the reply to
+ * stdout. 0, or the exit status with a message printed. */
+static int exchange(int fd, const struct addrinfo *ai, int nonblocking, const char *data,
+                    size_t len)
 {
-    int nonblocking = argc == 4 && strcmp(argv[1], "-n") == 0;
-    if (argc != 3 + nonblocking) {
-        fprintf(stderr, "usage: tcpclient [-n] HOST PORT < data\n");
-        return 1;
-    }
-    const char *host = argv[1 + nonblocking], *port = argv[2 + nonblocking];
-    signal(SIGPIPE, SIG_IGN);
     char e[128];
     const char *what = "";
-
-    size_t len = 0, written = 0;
-    char *data = NULL;
-    if (nonblocking && (data = read_stdin(&len)) == NULL) {
-        fprintf(stderr, "tcpclient: reading stdin: %s\n", errno_text(errno, e, sizeof(e)));
-        return 4;
-    }
-    struct addrinfo *ai;
-    int fd = tcp_socket_for("tcpclient", host, port, nonblocking ? SOCK_NONBLOCK : 0, &ai);
-    if (fd < 0)
-        return 3;
+    size_t written = 0;
     if (nonblocking) {
         if (connect_nonblocking(fd, ai, data, len, &written) != 0)
             return 3;
@@ -142,8 +128,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "tcpclient: connect: %s\n", errno_text(errno, e, sizeof(e)));
         return 3;
     }
-    freeaddrinfo(ai);
-
     if (nonblocking) {
         if (write_all(fd, data + written, len - written) != 0) {
             fprintf(stderr, "tcpclient: write: %s\n", errno_text(errno, e, sizeof(e)));
@@ -163,6 +147,35 @@ int main(int argc, char **argv)
                 errno_text(errno, e, sizeof(e)));
         return 4;
     }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int nonblocking = argc == 4 && strcmp(argv[1], "-n") == 0;
+    if (argc != 3 + nonblocking) {
+        fprintf(stderr, "usage: tcpclient [-n] HOST PORT < data\n");
+        return 1;
+    }
+    const char *host = argv[1 + nonblocking], *port = argv[2 + nonblocking];
+    signal(SIGPIPE, SIG_IGN);
+    char e[128];
+    size_t len = 0;
+    char *data = NULL;
+    if (nonblocking && (data = read_stdin(&len)) == NULL) {
+        fprintf(stderr, "tcpclient: reading stdin: %s\n", errno_text(errno, e, sizeof(e)));
+        return 4;
+    }
+    struct addrinfo *ai;
+    int fd = tcp_socket_for("tcpclient", host, port, nonblocking ? SOCK_NONBLOCK : 0, &ai);
+    if (fd < 0) {
+        free(data);
+        return 3;
+    }
+    int rc = exchange(fd, ai, nonblocking, data, len);
+    freeaddrinfo(ai);
     free(data);
-    return close(fd) == 0 ? 0 : 4;
+    if (close(fd) != 0 && rc == 0)
+        rc = 4;
+    return rc;
 }

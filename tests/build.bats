@@ -7,7 +7,7 @@ load helpers/common
 
 # The hooks: plain libc names of socket, descriptor, name-lookup and process
 # calls. Anything else exported is a leak of an internal symbol.
-HOOK_NAMES='socket|socketpair|connect|accept|accept4|listen|bind|close|dup|dup2|dup3|fcntl|fcntl64|ioctl|close_range|closefrom|shutdown|getpeername|getsockname|getsockopt|setsockopt|getaddrinfo|freeaddrinfo|getnameinfo|gethostbyname|gethostbyname2|gethostbyname_r|gethostbyname2_r|epoll_ctl|exit|_exit|_Exit|execve|execveat|fexecve|execv|execvp|execvpe|execl|execlp|execle|fork|vfork|daemon|posix_spawn|posix_spawnp|system'
+HOOK_NAMES='socket|socketpair|connect|accept|accept4|listen|bind|close|dup|dup2|dup3|fcntl|fcntl64|ioctl|close_range|closefrom|shutdown|write|send|sendto|getpeername|getsockname|getsockopt|setsockopt|getaddrinfo|freeaddrinfo|getnameinfo|gethostbyname|gethostbyname2|gethostbyname_r|gethostbyname2_r|epoll_ctl|exit|_exit|_Exit|execve|execveat|fexecve|execv|execvp|execvpe|execl|execlp|execle|fork|vfork|daemon|posix_spawn|posix_spawnp|system'
 
 setup() {
     need_build

@@ -20,6 +20,11 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct nl_sock **wrapped;     /* [fd] -> sock */
 static size_t wrapped_cap;
 static atomic_int wrapped_count;
+/* Lock-free "maybe wrapped" per low descriptor number, for the hooks on
+ * every write(): a signal handler's write to a pipe must never wait for
+ * the table lock its own thread may hold. */
+#define HINT_FDS 65536
+static atomic_uchar wrapped_hint[HINT_FDS];
 static unsigned char *guarded;       /* [fd] -> 1 when ours */
 static size_t guarded_cap;
 static atomic_int guarded_count;
@@ -88,6 +93,8 @@ int nl_wrapped_add(int fd, struct nl_sock *s)
         atomic_fetch_add(&wrapped_count, 1);
     s->refs++;
     wrapped[fd] = s;
+    if (fd < HINT_FDS)
+        atomic_store(&wrapped_hint[fd], 1);
     pthread_mutex_unlock(&table_lock);
     return 0;
 }
@@ -95,6 +102,13 @@ int nl_wrapped_add(int fd, struct nl_sock *s)
 bool nl_wrapped_any(void)
 {
     return atomic_load(&wrapped_count) > 0;
+}
+
+bool nl_wrapped_maybe(int fd)
+{
+    if (fd < 0 || !nl_wrapped_any())
+        return false;
+    return fd >= HINT_FDS || atomic_load_explicit(&wrapped_hint[fd], memory_order_relaxed);
 }
 
 struct nl_sock *nl_wrapped_get(int fd)
@@ -130,6 +144,8 @@ void nl_wrapped_remove(int fd)
         sock_put_locked(wrapped[fd]);
         wrapped[fd] = NULL;
         atomic_fetch_sub(&wrapped_count, 1);
+        if (fd < HINT_FDS)
+            atomic_store(&wrapped_hint[fd], 0);
     }
     pthread_mutex_unlock(&table_lock);
 }

@@ -39,6 +39,8 @@ struct nl_sock *nl_wrapped_get(int fd);
 void nl_wrapped_remove(int fd);
 void nl_wrapped_dup(int oldfd, int newfd);
 bool nl_wrapped_any(void);
+/* False when fd is surely not wrapped; takes no lock (async-signal-safe). */
+bool nl_wrapped_maybe(int fd);
 
 /* Engine-owned descriptors. */
 void nl_guard_add(int fd);

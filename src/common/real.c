@@ -64,6 +64,9 @@ static void bind_all(void)
     BIND_OPTIONAL(close_range); /* glibc >= 2.34 */
     BIND_OPTIONAL(closefrom);   /* glibc >= 2.34 */
     BIND(shutdown);
+    BIND(write);
+    BIND(send);
+    BIND(sendto);
     BIND(getpeername);
     BIND(getsockname);
     BIND(getsockopt);

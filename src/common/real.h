@@ -21,6 +21,9 @@ struct nl_real {
     int (*close_range)(unsigned, unsigned, int);
     void (*closefrom)(int);
     int (*shutdown)(int, int);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*send)(int, const void *, size_t, int);
+    ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
     int (*getpeername)(int, struct sockaddr *, socklen_t *);
     int (*getsockname)(int, struct sockaddr *, socklen_t *);
     int (*getsockopt)(int, int, int, void *, socklen_t *);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -255,7 +256,7 @@ static int flush_to_net(struct nl_conn *c)
             c->net_blocked = false;
             return moved;
         }
-        ssize_t w = send(c->tcp.fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = nl_real.send(c->tcp.fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w > 0) {
             nl_onion_net_out_consume(&c->onion, (size_t)w);
             moved = 1;
@@ -274,7 +275,7 @@ static int flush_to_net(struct nl_conn *c)
 static int send_leftover(struct nl_conn *c)
 {
     while (c->leftover_len > 0) {
-        ssize_t w = send(c->app.fd, c->leftover + c->leftover_off, c->leftover_len,
+        ssize_t w = nl_real.send(c->app.fd, c->leftover + c->leftover_off, c->leftover_len,
                          MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w > 0) {
             c->leftover_off += (size_t)w;
@@ -320,7 +321,7 @@ static int deliver_to_app(struct nl_conn *c)
         if (n == 0)
             break;
         moved = 1;
-        ssize_t w = send(c->app.fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = nl_real.send(c->app.fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN && errno != EINTR) {
             c->app_gone = true;
             break;
@@ -559,6 +560,41 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
     if (c->state == NL_CONN_OPEN && !c->app_blocked && !c->net_blocked)
         nl_onion_trim(&c->onion);
     compute_interest(c);
+}
+
+bool nl_conn_takes_direct(const struct nl_conn *c)
+{
+    /* Every byte the program wrote before must be ahead of these: nothing
+     * of its may wait in the socketpair (FIONREAD on our end), and none
+     * after shutdown(SHUT_WR) or at exit is sent at all. */
+    if (c->state != NL_CONN_OPEN || c->app_eof || c->app_gone || c->prog_shut_wr ||
+        c->exiting || !nl_onion_can_take_plain(&c->onion))
+        return false;
+    int queued = 0;
+    return ioctl(c->app.fd, FIONREAD, &queued) == 0 && queued == 0;
+}
+
+ssize_t nl_conn_write_direct(struct nl_conn *c, const void *buf, size_t len, uint64_t now_ms)
+{
+    size_t taken = 0;
+    const unsigned char *p = buf;
+    while (taken < len && nl_onion_can_take_plain(&c->onion)) {
+        size_t n = len - taken < NL_APP_READ ? len - taken : NL_APP_READ;
+        if (nl_onion_write_plain(&c->onion, p + taken, n) < 0) {
+            fail_tls(c);
+            break;
+        }
+        taken += n;
+        c->bytes_out += n;
+        if (flush_to_net(c) < 0)
+            break;
+    }
+    /* Whatever TCP did not take now waits for EPOLLOUT, as usual. */
+    if (c->state == NL_CONN_OPEN && !c->app_blocked && !c->net_blocked)
+        nl_onion_trim(&c->onion);
+    check_deadline(c, now_ms);
+    compute_interest(c);
+    return (ssize_t)taken;
 }
 
 void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms)

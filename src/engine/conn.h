@@ -75,6 +75,15 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
 /* Stop watching one side (before its descriptor is closed). */
 void nl_engine_unwatch(struct nl_conn_end *e);
 
+/* The program's own thread writing straight into the onion and onto
+ * TCP, skipping the socketpair and the engine thread (engine lock held).
+ * takes_direct says whether order and back-pressure allow it now;
+ * write_direct takes what the layers have room for (at least one chunk
+ * when takes_direct said yes) and returns how much: 0 when the connection
+ * failed first (the program then learns it from its socketpair end). */
+bool nl_conn_takes_direct(const struct nl_conn *c);
+ssize_t nl_conn_write_direct(struct nl_conn *c, const void *buf, size_t len, uint64_t now_ms);
+
 /* Process exit: finish once what the program already wrote is sent. */
 void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms);
 

@@ -58,7 +58,7 @@ static void init_cond(void)
 static void wake(void)
 {
     uint64_t one = 1;
-    ssize_t w = write(engine.wakefd, &one, sizeof(one));
+    ssize_t w = nl_real.write(engine.wakefd, &one, sizeof(one));
     (void)w; /* a full counter already means "wake up" */
 }
 
@@ -533,4 +533,32 @@ int nl_engine_half_close(struct nl_sock *s)
     }
     pthread_mutex_unlock(&engine.lock);
     return found;
+}
+
+ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
+{
+    if (!engine.running || len == 0)
+        return -1;
+    /* Only once every layer is up (the handshake's timing is the
+     * engine's), and never waiting for the engine: when it is busy, the
+     * socketpair is as fast and keeps connections from waiting on each
+     * other. */
+    nl_sock_lock();
+    bool established = s->established;
+    nl_sock_unlock();
+    if (!established || pthread_mutex_trylock(&engine.lock) != 0)
+        return -1;
+    ssize_t taken = -1;
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    /* A connection is only freed under engine.lock, so c stays valid. */
+    if (c != NULL && !engine.frozen && !relay_mode && nl_conn_takes_direct(c)) {
+        taken = nl_conn_write_direct(c, buf, len, nl_now_ms());
+        if (c->state == NL_CONN_DONE)
+            engine.epoch++; /* the engine thread may hold events for it */
+        settle(c);
+    }
+    pthread_mutex_unlock(&engine.lock);
+    return taken;
 }

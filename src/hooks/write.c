@@ -1,0 +1,92 @@
+/* write(), send(), sendto(): the fast path for a wrapped socket.
+ *
+ * The program's end of the socketpair behaves as before for everything
+ * else (poll, readiness, errors); only the bytes of a write can skip it:
+ * when nothing the program wrote earlier is still queued and the layers
+ * have room, this thread encrypts and sends them itself
+ * (nl_engine_write_direct) instead of waking the engine thread through
+ * the socketpair. What the layers cannot take goes into the socketpair
+ * behind them, so order holds and a full connection blocks the writer
+ * exactly as before.
+ *
+ * A blocking descriptor gets a full write (the rest is written the usual,
+ * blocking way); a non-blocking one may get a short count, as from the
+ * kernel. Flags other than MSG_DONTWAIT and MSG_NOSIGNAL (MSG_MORE,
+ * MSG_OOB...) and sendto with an address take the usual way.
+ *
+ * errno contract: the kernel's, from the socketpair, for everything the
+ * fast path did not take. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/fdtable.h"
+#include "common/real.h"
+#include "engine/engine.h"
+#include "hooks/export.h"
+
+/* How much of buf the fast path took: -1 if none was tried. */
+static ssize_t try_direct(int fd, const void *buf, size_t len)
+{
+    if (len == 0 || !nl_wrapped_maybe(fd))
+        return -1;
+    struct nl_sock *s = nl_wrapped_get(fd);
+    if (s == NULL)
+        return -1;
+    ssize_t taken = nl_engine_write_direct(s, buf, len);
+    nl_sock_put(s);
+    return taken;
+}
+
+/* The count for the program once the rest went the usual way: when the
+ * rest would block or failed, what was sent (if anything) is the answer. */
+static ssize_t total(ssize_t taken, ssize_t rest)
+{
+    if (rest >= 0)
+        return taken + rest;
+    return taken > 0 ? taken : rest;
+}
+
+NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+    if (nl_real.write == NULL) /* a constructor ahead of ours */
+        return syscall(SYS_write, fd, buf, len);
+    ssize_t taken = try_direct(fd, buf, len);
+    if (taken < 0)
+        return nl_real.write(fd, buf, len);
+    if ((size_t)taken == len)
+        return taken;
+    int saved = errno;
+    ssize_t rest = nl_real.write(fd, (const char *)buf + taken, len - (size_t)taken);
+    if (rest < 0 && taken > 0)
+        errno = saved;
+    return total(taken, rest);
+}
+
+NL_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    if (nl_real.send == NULL)
+        return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+    ssize_t taken = (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? -1 : try_direct(fd, buf, len);
+    if (taken < 0)
+        return nl_real.send(fd, buf, len, flags);
+    if ((size_t)taken == len)
+        return taken;
+    int saved = errno;
+    ssize_t rest = nl_real.send(fd, (const char *)buf + taken, len - (size_t)taken, flags);
+    if (rest < 0 && taken > 0)
+        errno = saved;
+    return total(taken, rest);
+}
+
+NL_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+                         const struct sockaddr *to, socklen_t tolen)
+{
+    if (nl_real.sendto == NULL)
+        return syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
+    if (to != NULL)
+        return nl_real.sendto(fd, buf, len, flags, to, tolen);
+    return send(fd, buf, len, flags);
+}

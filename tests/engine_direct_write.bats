@@ -46,3 +46,40 @@ setup() {
     assert_equal "$output" "$(awk '/^33554432 / { print $2 }' writer.out)  -"
     wait_for_match writer.err "closed: sent 33554432 B, received 0 B in .* \\(clean\\)$"
 }
+
+@test "one large write, then waiting for the answer: nothing is kept back, through 2 and 3 layers" {
+    # A direct write stops when the layers are full; what it could not
+    # push out yet must still reach TCP although no further write or
+    # event comes to move it.
+    local layers
+    for layers in "outer inner" "outer inner outer"; do
+        PORT=$(free_port)
+        server_policy server.yaml "$PORT" $layers
+        SERVER_POLICY=$POLICY
+        client_policy client.yaml "$PORT" $layers
+        nestls_bg "bigack-${layers// /-}" "$SERVER_POLICY" \
+            python3 "$HELPERS/bigwrite_ack.py" server "$PORT" 40 1048576
+        wait_for_port "$PORT"
+        run --separate-stderr nestls_run "$POLICY" timeout 60 \
+            python3 "$HELPERS/bigwrite_ack.py" client "$PORT" 40 1048576
+        assert_ok
+        assert_output "ok 40"
+    done
+}
+
+@test "256 MiB through three layers to a slower reader: the sender's writes keep flowing as TCP fills and drains" {
+    # TCP fills (the reader is Python), so direct writes meet a full
+    # outer layer and fall back to the socketpair, again and again.
+    server_policy server.yaml "$PORT" outer inner outer
+    SERVER_POLICY=$POLICY
+    client_policy client.yaml "$PORT" outer inner outer
+    nestls_bg sink "$SERVER_POLICY" python3 "$HELPERS/sink.py" "$BATS_TEST_TMPDIR/sink" \
+        --port "$PORT" --hash-only
+    wait_for_port "$PORT"
+    local expected
+    expected=$("$TESTBIN/pattern" 256M | sha256)
+    run --separate-stderr nestls_run "$POLICY" timeout 120 "$TESTBIN/sendpattern" 127.0.0.1 "$PORT" 256M close
+    assert_ok
+    wait_for_file sink/conn-1.done 60
+    assert_equal "$(cat sink/conn-1.done)" "268435456 $expected eof"
+}

@@ -482,6 +482,12 @@ static void compute_interest(struct nl_conn *c)
     c->app.events = app;
 }
 
+static void mark_active(struct nl_conn *c, uint64_t now_ms)
+{
+    c->active_ms = now_ms;
+    c->trimmed = false;
+}
+
 void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms)
 {
     if (c->state == NL_CONN_TCP_CONNECTING) {
@@ -517,6 +523,7 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
     if (end == &c->app && (events & (EPOLLHUP | EPOLLERR)))
         c->app_gone = true; /* the program's last copy is closed */
 
+    bool moved = false;
     for (int round = 0; round < 32 && c->state != NL_CONN_DONE; round++) {
         int progress = 0, r;
         if ((r = read_tcp(c)) < 0)
@@ -555,11 +562,32 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
         progress |= advance_close(c, now_ms);
         if (!progress)
             break;
+        moved = true;
     }
-    check_deadline(c, now_ms);
+    if (moved)
+        mark_active(c, now_ms);
     if (c->state == NL_CONN_OPEN && !c->app_blocked && !c->net_blocked)
-        nl_onion_trim(&c->onion);
+        nl_onion_release_records(&c->onion);
+    check_deadline(c, now_ms);
     compute_interest(c);
+}
+
+uint64_t nl_conn_trim_due(const struct nl_conn *c)
+{
+    if (c->state != NL_CONN_OPEN || c->trimmed)
+        return 0;
+    return c->active_ms + NL_IDLE_TRIM_MS;
+}
+
+void nl_conn_trim_if_idle(struct nl_conn *c, uint64_t now_ms)
+{
+    uint64_t due = nl_conn_trim_due(c);
+    if (due == 0 || now_ms < due)
+        return;
+    /* Blocked either way, it is not idle: it holds data on purpose. */
+    if (!c->app_blocked && !c->net_blocked)
+        nl_onion_trim(&c->onion);
+    c->trimmed = true;
 }
 
 bool nl_conn_takes_direct(const struct nl_conn *c)
@@ -589,9 +617,21 @@ ssize_t nl_conn_write_direct(struct nl_conn *c, const void *buf, size_t len, uin
         if (flush_to_net(c) < 0)
             break;
     }
+    /* The pump stops when the layer below is full (NL_ONION_CAP): once
+     * TCP has taken that, move the rest outward too, until TCP is full or
+     * nothing is left; nobody else would (the engine only runs on events,
+     * and this connection may have none coming). */
+    while (c->state == NL_CONN_OPEN && !c->net_blocked) {
+        if (nl_onion_pump(&c->onion) < 0) {
+            fail_tls(c);
+            break;
+        }
+        int f = flush_to_net(c);
+        if (f <= 0)
+            break;
+    }
     /* Whatever TCP did not take now waits for EPOLLOUT, as usual. */
-    if (c->state == NL_CONN_OPEN && !c->app_blocked && !c->net_blocked)
-        nl_onion_trim(&c->onion);
+    mark_active(c, now_ms);
     check_deadline(c, now_ms);
     compute_interest(c);
     return (ssize_t)taken;

@@ -10,6 +10,10 @@
 #include "engine/engine.h"
 #include "engine/onion.h"
 
+/* A connection quiet this long gives its grown buffers back (trimming on
+ * every pause would free and regrow them between every two records). */
+#define NL_IDLE_TRIM_MS 200
+
 /* How much of the program's data one recv() takes. */
 #define NL_APP_READ (64 * 1024)
 
@@ -59,6 +63,8 @@ struct nl_conn {
     bool prog_shut_wr;      /* the program called shutdown(SHUT_WR) */
     uint64_t started_us;
     uint64_t deadline_ms;   /* handshake or linger deadline; 0 = none */
+    uint64_t active_ms;     /* when bytes last moved */
+    bool trimmed;           /* buffers given back since then */
     uint64_t bytes_out, bytes_in; /* plaintext each way */
     const char *end_reason;
     char desc[200];         /* "rule 'x': client A -> B" */
@@ -83,6 +89,11 @@ void nl_engine_unwatch(struct nl_conn_end *e);
  * failed first (the program then learns it from its socketpair end). */
 bool nl_conn_takes_direct(const struct nl_conn *c);
 ssize_t nl_conn_write_direct(struct nl_conn *c, const void *buf, size_t len, uint64_t now_ms);
+
+/* When an open connection's buffers are due to be trimmed (quiet for
+ * NL_IDLE_TRIM_MS), or 0; trim_if_idle trims it when that time has come. */
+uint64_t nl_conn_trim_due(const struct nl_conn *c);
+void nl_conn_trim_if_idle(struct nl_conn *c, uint64_t now_ms);
 
 /* Process exit: finish once what the program already wrote is sent. */
 void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms);

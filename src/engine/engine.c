@@ -127,9 +127,13 @@ static void settle(struct nl_conn *c)
 static int next_timeout_ms(uint64_t now)
 {
     uint64_t next = 0;
-    for (struct nl_conn *c = engine.conns; c; c = c->next)
+    for (struct nl_conn *c = engine.conns; c; c = c->next) {
         if (c->deadline_ms && (next == 0 || c->deadline_ms < next))
             next = c->deadline_ms;
+        uint64_t trim = nl_conn_trim_due(c);
+        if (trim && (next == 0 || trim < next))
+            next = trim;
+    }
     if (next == 0)
         return -1;
     return next <= now ? 0 : (int)(next - now);
@@ -169,6 +173,7 @@ static void *engine_main(void *arg)
             if (run_all || (c->deadline_ms && c->deadline_ms <= now))
                 if (c->state != NL_CONN_DONE)
                     nl_conn_run(c, NULL, 0, now);
+            nl_conn_trim_if_idle(c, now);
             settle(c);
         }
         if (relay_mode && engine.n_conns == 0)
@@ -554,7 +559,12 @@ ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
     nl_sock_unlock();
     /* A connection is only freed under engine.lock, so c stays valid. */
     if (c != NULL && !engine.frozen && !relay_mode && nl_conn_takes_direct(c)) {
+        /* A trimmed connection had no trim scheduled: once it is busy
+         * again, the engine must know to plan the next one. */
+        bool was_trimmed = c->trimmed;
         taken = nl_conn_write_direct(c, buf, len, nl_now_ms());
+        if (was_trimmed)
+            wake();
         if (c->state == NL_CONN_DONE)
             engine.epoch++; /* the engine thread may hold events for it */
         settle(c);

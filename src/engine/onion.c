@@ -411,6 +411,13 @@ static BIO *fresh_if_grown(BIO *b)
     return fresh;
 }
 
+void nl_onion_release_records(struct nl_onion *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (o->l[i].up)
+            SSL_free_buffers(o->l[i].ssl); /* refuses while it holds data */
+}
+
 void nl_onion_trim(struct nl_onion *o)
 {
     for (size_t i = 0; i < o->n; i++) {

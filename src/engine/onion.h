@@ -70,7 +70,11 @@ ssize_t nl_onion_read_plain(struct nl_onion *o, void *buf, size_t cap);
 /* The same without consuming; consume what the program actually took. */
 ssize_t nl_onion_peek_plain(struct nl_onion *o, void *buf, size_t cap);
 void nl_onion_consume_plain(struct nl_onion *o, size_t n);
-/* Give back memory an idle connection does not need (grown BIO buffers). */
+/* Give back memory an idle connection does not need: release_records
+ * frees the layers' record buffers (cheap to get again: a pause between
+ * two requests); trim also swaps grown BIO buffers for fresh ones (dear
+ * to regrow in a stream: call it once the connection is quiet). */
+void nl_onion_release_records(struct nl_onion *o);
 void nl_onion_trim(struct nl_onion *o);
 bool nl_onion_inner_eof(const struct nl_onion *o);
 /* True when an outer layer ended (close_notify) before the innermost did:

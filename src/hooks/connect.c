@@ -100,8 +100,12 @@ static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen
 
     int tcp = nl_guard_dup_high(fd);
     int prog_end, engine_end;
-    if (tcp < 0)
+    if (tcp < 0) {
+        int saved = errno;
+        nl_real.shutdown(fd, SHUT_RDWR); /* connected already: never leave it plaintext */
+        errno = saved;
         return -1;
+    }
     if (nl_pair_open(&prog_end, &engine_end) != 0) {
         int saved = errno;
         nl_pair_abort(tcp, -1);

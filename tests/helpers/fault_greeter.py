@@ -9,10 +9,11 @@ nestls wraps around it can be up: those bytes must wait, and never leave
 in plaintext), then reads until the end and writes DIR/conn-K.done:
   "BYTES SHA256 eof"  or  "BYTES SHA256 error ERRNAME"
 (an error while writing the greeting counts as the end too). Serves
-connections concurrently; it never closes one before the end, unless
---close: then it closes each connection right after the greeting, reading
-nothing (a program that closes its socket while the TLS layers a preloaded
-nestls wraps around it are still coming up), and writes "0 SHA256 closed"."""
+connections concurrently; it never closes one before the end, except the
+first N connections with --close N: it closes those right after the
+greeting, reading nothing (a program that closes its socket while the TLS
+layers a preloaded nestls wraps around it are still coming up), and
+writes "0 SHA256 closed"."""
 import argparse
 import errno
 import hashlib
@@ -27,9 +28,9 @@ class Greeter(socketserver.ThreadingTCPServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, port, directory, greeting, close_at_once=False):
+    def __init__(self, port, directory, greeting, close_first=0):
         self.directory = directory
-        self.close_at_once = close_at_once
+        self.close_first = close_first
         self.greeting = greeting
         self.count = 0
         self.lock = threading.Lock()
@@ -42,15 +43,16 @@ class Handler(socketserver.BaseRequestHandler):
         with srv.lock:
             srv.count += 1
             k = srv.count
+        close_at_once = k <= srv.close_first
         digest = hashlib.sha256()
         size = 0
         end = "eof"
         try:
             self.request.sendall(srv.greeting)
-            if srv.close_at_once:
+            if close_at_once:
                 self.request.close()
                 end = "closed"
-            while not srv.close_at_once:
+            while not close_at_once:
                 data = self.request.recv(1 << 16)
                 if not data:
                     break
@@ -69,7 +71,8 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--greeting", required=True)
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--close", action="store_true", help="close each connection after the greeting")
+    ap.add_argument("--close", type=int, default=0, metavar="N",
+                    help="close the first N connections right after the greeting")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     srv = Greeter(args.port, args.dir, args.greeting.encode() + b"\n", args.close)

@@ -27,12 +27,12 @@ run_fault_client() {
         --certs "$CERTS" --record "$BATS_TEST_TMPDIR/peer" --count 1 "$@"
 }
 
-# start_greeter POLICY: the wrapped server program that writes $MARKER the
-# moment it accepts (fault_greeter.py), on $PORT under POLICY. Sets
-# SERVER_PID; its log is greeter.err.
+# start_greeter POLICY [fault_greeter.py ARGS...]: the wrapped server
+# program that writes $MARKER the moment it accepts (fault_greeter.py), on
+# $PORT under POLICY. Sets SERVER_PID; its log is greeter.err.
 start_greeter() {
     nestls_bg greeter "$1" python3 "$HELPERS/fault_greeter.py" \
-        "$BATS_TEST_TMPDIR/greeter" --greeting "$MARKER" --port "$PORT"
+        "$BATS_TEST_TMPDIR/greeter" --greeting "$MARKER" --port "$PORT" "${@:2}"
     SERVER_PID=$BG_PID
     wait_for_port "$PORT"
 }
@@ -65,4 +65,27 @@ EMPTY_SHA=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 fd_count() {
     local fds=("/proc/$1/fd/"*)
     echo "${#fds[@]}"
+}
+
+# peer_sum K: "BYTES SHA256" of all the plaintext the fault peer received
+# on its connection K (waits for the connection's end).
+peer_sum() {
+    peer_end "$1" >/dev/null || return 1
+    cat "$BATS_TEST_TMPDIR/peer/conn-$1.sum"
+}
+
+# socket_count PID: how many of PID's descriptors are sockets.
+socket_count() {
+    local n=0 f
+    for f in "/proc/$1/fd/"*; do
+        [[ $(readlink "$f" 2>/dev/null) != socket:* ]] || n=$((n + 1))
+    done
+    echo "$n"
+}
+# sockets_at_most PID N: PID holds N sockets or fewer (for poll).
+sockets_at_most() { (($(socket_count "$1") <= $2)); }
+
+# elapsed_ms T0: milliseconds since T0 (a `date +%s%N` value).
+elapsed_ms() {
+    echo $((($(date +%s%N) - $1) / 1000000))
 }

@@ -118,6 +118,9 @@ static int setup_server(struct nl_loader *L, SSL_CTX *ctx, struct nl_layer *laye
                         size_t rule_index, size_t layer_index, const struct nl_layer_nodes *at)
 {
     NL_GUARD(use_keypair(L, ctx, layer, at));
+    /* The server's order of suites wins (the policy's, or our strict
+     * default): a client listing a weaker suite first does not get it. */
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (layer->client_ca != NULL && layer->verify) {
         if (SSL_CTX_load_verify_locations(ctx, layer->client_ca, NULL) != 1)
             return ssl_fail(L, at->client_ca, "'client_ca' file",

@@ -17,7 +17,7 @@ set -euo pipefail
 PACKAGES=(gcc make pkg-config libssl-dev libyaml-dev openssl
           bats bats-support bats-assert
           stunnel4 socat curl python3 redis-server redis-tools tcpdump
-          procps iproute2
+          procps iproute2 testssl.sh sslscan
           clang libclang-rt-14-dev valgrind)
 
 quiet=0

@@ -148,3 +148,38 @@ EOF
     assert_line ran
     assert_equal "$stderr" ''
 }
+
+@test "inside a setuid program nestls refuses to start: exit 78 before main, one line; without the bit the program runs" {
+    need_cmd cc setpriv
+    [[ $(id -u) == 0 ]] || skip "needs root to make a setuid-root program"
+    # A program linked against libnestls.so (the loader ignores LD_PRELOAD
+    # for setuid programs, but a library named at link time still loads),
+    # run as nobody so that the kernel marks it AT_SECURE. Everything it
+    # needs lives in a directory the user nobody can read.
+    local dir
+    dir=$(mktemp -d /tmp/nestls-setuid.XXXXXX)
+    chmod 755 "$dir"
+    cp "$BUILD/libnestls.so" "$dir/"
+    printf 'int puts(const char *);\nint main(void) { puts("main ran"); return 0; }\n' >"$dir/hello.c"
+    cc -o "$dir/hello" "$dir/hello.c" -L"$dir" -Wl,--no-as-needed -lnestls -Wl,-rpath,"$dir"
+    printf 'version: 1\nrules: []\n' >"$dir/policy.yaml"
+    chmod 644 "$dir/policy.yaml" "$dir/libnestls.so"
+
+    chmod 4755 "$dir/hello"
+    run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        env NESTLS_POLICY="$dir/policy.yaml" "$dir/hello"
+    local setuid_status=$status setuid_out=$output setuid_err=$stderr
+
+    chmod 0755 "$dir/hello"
+    run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        env NESTLS_POLICY="$dir/policy.yaml" "$dir/hello"
+    rm -rf "$dir"
+
+    assert_equal "$setuid_status" 78
+    assert_equal "$setuid_out" ''
+    [[ $setuid_err =~ ^nestls\[[0-9]+\]\ error:\ refusing\ to\ run\ inside\ a\ setuid/setgid\ program ]] ||
+        fail "unexpected message: $setuid_err"
+    assert_equal "$(wc -l <<<"$setuid_err")" 1
+    assert_success
+    assert_output 'main ran'
+}

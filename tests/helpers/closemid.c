@@ -27,36 +27,6 @@
 
 #include "netutil.h"
 
-/* How many descriptors this process holds, and how many are sockets. */
-static int count_fds(int *sockets)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0, s = 0;
-    struct dirent *ent;
-    if (d == NULL)
-        return -1;
-    while ((ent = readdir(d)) != NULL) {
-        if (ent->d_name[0] == '.' || atoi(ent->d_name) == dirfd(d))
-            continue;
-        char path[300], target[64];
-        snprintf(path, sizeof(path), "/proc/self/fd/%s", ent->d_name);
-        ssize_t len = readlink(path, target, sizeof(target) - 1);
-        if (len > 0 && strncmp(target, "socket:", 7) == 0)
-            s++;
-        n++;
-    }
-    closedir(d);
-    *sockets = s;
-    return n;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 int main(int argc, char **argv)
 {
     int count = argc == 5 ? atoi(argv[3]) : 0;

@@ -5,11 +5,14 @@
 #ifndef NESTLS_TEST_NETUTIL_H
 #define NESTLS_TEST_NETUTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* "ECONNREFUSED (Connection refused)" */
@@ -54,6 +57,37 @@ static inline int write_all(int fd, const void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* Milliseconds on the monotonic clock. */
+static inline long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* How many descriptors this process holds, and how many are sockets. */
+static inline int count_fds(int *sockets)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0, s = 0;
+    struct dirent *ent;
+    if (d == NULL)
+        return -1;
+    while ((ent = readdir(d)) != NULL) {
+        if (ent->d_name[0] == '.' || atoi(ent->d_name) == dirfd(d))
+            continue;
+        char path[300], target[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", ent->d_name);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        if (len > 0 && strncmp(target, "socket:", 7) == 0)
+            s++;
+        n++;
+    }
+    closedir(d);
+    *sockets = s;
+    return n;
 }
 
 #endif

@@ -68,13 +68,6 @@ static void start_storm(void)
     setitimer(ITIMER_REAL, &every_ms, NULL);
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void stop_storm(void)
 {
     struct itimerval off = {{0, 0}, {0, 0}};

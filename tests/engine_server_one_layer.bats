@@ -76,5 +76,5 @@ EOF
         assert_output 0
     fi
     # OpenSSL recognises the plaintext HTTP request for what it is
-    wait_for_match http.err "^nestls\[$BG_PID\] warn: rule 'https-server': server $IP4:$PORT <- $ADDR layer 1: http request$"
+    wait_for_match http.err "^nestls\[$BG_PID\] warn: rule 'https-server': server $IP4:$PORT <- $ADDR layer 1: http request \\(the peer does not speak TLS here\\)$"
 }

@@ -39,7 +39,7 @@ client_refused() {
             assert_log "$stderr" "^tcpclient: early write: $((${#MARKER} + 1)) bytes$"
             assert_log "$stderr" '^tcpclient: read after failure: ECONNRESET \('
         fi
-        assert_log "$stderr" "^nestls\[$pid\] error: rule 'client': client $ADDR -> $IP4:$PORT layer $layer: wrong version number$"
+        assert_log "$stderr" "^nestls\[$pid\] error: rule 'client': client $ADDR -> $IP4:$PORT layer $layer: wrong version number \\(the peer does not speak TLS here\\)$"
     done
     for k in 1 2; do
         [[ $(peer_end "$k") == @(eof|ECONNRESET) ]] || fail "connection $k ended as '$(peer_end "$k")'"
@@ -77,7 +77,7 @@ server_refuses() {
     run_fault_client "$at" garbage --partial 0
     assert_success
     wait_for_match greeter.err \
-        "^nestls\[$SERVER_PID\] warn: rule 'server': server $IP4:$PORT <- $ADDR layer $layer: wrong version number$"
+        "^nestls\[$SERVER_PID\] warn: rule 'server': server $IP4:$PORT <- $ADDR layer $layer: wrong version number \\(the peer does not speak TLS here\\)$"
     # The greeting was written at accept: the write (EPIPE) or the read
     # after it (ECONNRESET) fails, whichever the failure reaches first.
     run greeter_end 1

@@ -31,8 +31,10 @@ plain_http_server() {
 
 # The plain server answered the TLS ClientHello it got as a bad HTTP
 # request (so nestls had HTTP in front of it), and never saw the marker.
+# Its complaint depends on where the hello's random bytes hold a line
+# break ("Bad request version", "Bad HTTP/0.9 request type"...): any 400.
 assert_http_server_saw_only_hellos() {
-    wait_for_count http.err 'code 400, message Bad request' "$1"
+    wait_for_count http.err 'code 400, message Bad ' "$1"
     refute_log "$(cat http.err)" "$MARKER"
     refute_log "$(cat http.err)" '" 200 '
 }
@@ -45,7 +47,7 @@ assert_http_server_saw_only_hellos() {
     assert_output ''
     [[ ! -e got ]] || fail "curl wrote $(stat -c %s got) bytes of the plain server's answer"
     assert_log "$stderr" "^curl: \(7\) Failed to connect to 127\.0\.0\.1 port $PORT "
-    assert_log "$stderr" "^nestls\[$(run_pid)\] error: rule 'client': client $ADDR -> $IP4:$PORT layer 1: wrong version number$"
+    assert_log "$stderr" "^nestls\[$(run_pid)\] error: rule 'client': client $ADDR -> $IP4:$PORT layer 1: wrong version number \\(the peer does not speak TLS here\\)$"
     assert_http_server_saw_only_hellos 1
     capture_stop 1
     assert_not_on_wire "$MARKER"
@@ -68,7 +70,7 @@ assert_http_server_saw_only_hellos() {
         pid=$(run_pid)
         assert_log "$stderr" '^tcpclient: connect: EPROTO \('
         [[ $mode == blocking ]] || assert_log "$stderr" '^tcpclient: read after failure: ECONNRESET \('
-        assert_log "$stderr" "^nestls\[$pid\] error: rule 'client': client $ADDR -> $IP4:$PORT layer 1: wrong version number$"
+        assert_log "$stderr" "^nestls\[$pid\] error: rule 'client': client $ADDR -> $IP4:$PORT layer 1: wrong version number \\(the peer does not speak TLS here\\)$"
     done
     assert_http_server_saw_only_hellos 2
     capture_stop 2
@@ -84,7 +86,7 @@ assert_http_server_saw_only_hellos() {
     [[ $status == @(52|56) ]] || fail "curl exit $status: $stderr"
     [[ ! -s got ]] || fail "curl received $(stat -c %s got) bytes"
     wait_for_match greeter.err \
-        "^nestls\[$SERVER_PID\] warn: rule 'server': server $IP4:$PORT <- $ADDR layer 1: http request$"
+        "^nestls\[$SERVER_PID\] warn: rule 'server': server $IP4:$PORT <- $ADDR layer 1: http request \\(the peer does not speak TLS here\\)$"
     run greeter_end 1
     assert_output --regexp "^0 $EMPTY_SHA error (ECONNRESET|EPIPE)$"
     capture_stop 1

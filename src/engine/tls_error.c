@@ -44,7 +44,13 @@ int nl_tls_describe_failure(SSL *ssl, int ssl_err, enum nl_role role, char *out,
     if (e != 0) {
         const char *reason = ERR_reason_error_string(e);
         int r = ERR_GET_REASON(e);
-        snprintf(out, len, "%s", reason ? reason : "TLS failure");
+        /* OpenSSL's words for "these bytes are not TLS at all": say what
+         * that usually means, keeping its words for searching. */
+        const char *hint = "";
+        if (r == SSL_R_WRONG_VERSION_NUMBER || r == SSL_R_HTTP_REQUEST ||
+            r == SSL_R_HTTPS_PROXY_REQUEST)
+            hint = " (the peer does not speak TLS here)";
+        snprintf(out, len, "%s%s", reason ? reason : "TLS failure", hint);
         ERR_clear_error();
         if (r == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE || r == SSL_R_CERTIFICATE_VERIFY_FAILED ||
             r == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE || r == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||

@@ -38,6 +38,12 @@ many_clients() {
 @test "a forking echo server answers 50 concurrent wrapped clients, each with its own bytes" {
     # The parent accepts (its engine serves the connection), the child
     # handles it with the inherited descriptor, the parent closes its copy.
+    # Under clang 14's ASan a forked child now and then (about 1 run in
+    # 13) hangs for good inside ASan's own malloc, right after fork
+    # (PyOS_AfterFork_Child -> malloc -> a lock in the ASan allocator that
+    # no thread of the child will release). Never seen with glibc's malloc,
+    # which locks its arenas around fork; make test runs this.
+    [[ -z ${PRELOAD_FIRST:-} ]] || skip "a forked child can hang in clang 14's ASan malloc after fork"
     nestls_bg server "$SERVER_POLICY" python3 "$HELPERS/echo_server.py" fork --port "$PORT"
     wait_for_port "$PORT"
     many_clients

@@ -79,6 +79,16 @@ static void hold_program_end(int prog_end, struct nl_conn_spec *spec)
     spec->filler = n > 0 ? (size_t)n : 0;
 }
 
+/* A failure after the real connect() succeeded: the program's socket is
+ * connected in plaintext, so shut it down before reporting errno (kept). */
+static int refuse_plaintext(int fd)
+{
+    int saved = errno;
+    nl_real.shutdown(fd, SHUT_RDWR);
+    errno = saved;
+    return -1;
+}
+
 static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen_t len,
                         const struct nl_rule *rule, const char *hostname)
 {
@@ -100,18 +110,13 @@ static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen
 
     int tcp = nl_guard_dup_high(fd);
     int prog_end, engine_end;
-    if (tcp < 0) {
-        int saved = errno;
-        nl_real.shutdown(fd, SHUT_RDWR); /* connected already: never leave it plaintext */
-        errno = saved;
-        return -1;
-    }
+    if (tcp < 0)
+        return refuse_plaintext(fd);
     if (nl_pair_open(&prog_end, &engine_end) != 0) {
         int saved = errno;
         nl_pair_abort(tcp, -1);
-        nl_real.shutdown(fd, SHUT_RDWR); /* never leave a plaintext path */
         errno = saved;
-        return -1;
+        return refuse_plaintext(fd);
     }
     struct nl_sock *sock = nl_pair_sock(tcp, family, addr, len);
     struct nl_waiter waiter;
@@ -143,11 +148,10 @@ static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen
         if (spec.prog_hold >= 0)
             nl_pair_abort(spec.prog_hold, -1);
         nl_real.close(prog_end);
-        nl_real.shutdown(fd, SHUT_RDWR);
         if (sock)
             nl_sock_put(sock);
         errno = e;
-        return -1;
+        return refuse_plaintext(fd);
     }
     nl_real.close(prog_end);
     if (nonblocking)

@@ -17,7 +17,6 @@
  * errno contract: the kernel's, from the socketpair, for everything the
  * fast path did not take. */
 #include <errno.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -40,13 +39,20 @@ static ssize_t try_direct(int fd, const void *buf, size_t len)
     return taken;
 }
 
-/* The count for the program once the rest went the usual way: when the
- * rest would block or failed, what was sent (if anything) is the answer. */
-static ssize_t total(ssize_t taken, ssize_t rest)
+/* After the direct path took `taken` of len bytes (0 <= taken < len),
+ * the rest goes the usual way, through the socketpair; on a socket,
+ * send() with no flags is write(). When the rest would block or fails,
+ * what was sent (if anything) is the answer, as from the kernel. */
+static ssize_t send_rest(int fd, const void *buf, size_t len, ssize_t taken, int flags)
 {
+    int saved = errno;
+    ssize_t rest = nl_real.send(fd, (const char *)buf + taken, len - (size_t)taken, flags);
     if (rest >= 0)
         return taken + rest;
-    return taken > 0 ? taken : rest;
+    if (taken == 0)
+        return rest;
+    errno = saved;
+    return taken;
 }
 
 NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
@@ -56,13 +62,7 @@ NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
     ssize_t taken = try_direct(fd, buf, len);
     if (taken < 0)
         return nl_real.write(fd, buf, len);
-    if ((size_t)taken == len)
-        return taken;
-    int saved = errno;
-    ssize_t rest = nl_real.write(fd, (const char *)buf + taken, len - (size_t)taken);
-    if (rest < 0 && taken > 0)
-        errno = saved;
-    return total(taken, rest);
+    return (size_t)taken == len ? taken : send_rest(fd, buf, len, taken, 0);
 }
 
 NL_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
@@ -72,13 +72,7 @@ NL_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
     ssize_t taken = (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? -1 : try_direct(fd, buf, len);
     if (taken < 0)
         return nl_real.send(fd, buf, len, flags);
-    if ((size_t)taken == len)
-        return taken;
-    int saved = errno;
-    ssize_t rest = nl_real.send(fd, (const char *)buf + taken, len - (size_t)taken, flags);
-    if (rest < 0 && taken > 0)
-        errno = saved;
-    return total(taken, rest);
+    return (size_t)taken == len ? taken : send_rest(fd, buf, len, taken, flags);
 }
 
 NL_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,

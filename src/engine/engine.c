@@ -544,14 +544,11 @@ ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
 {
     if (!engine.running || len == 0)
         return -1;
-    /* Only once every layer is up (the handshake's timing is the
-     * engine's), and never waiting for the engine: when it is busy, the
-     * socketpair is as fast and keeps connections from waiting on each
-     * other. */
-    nl_sock_lock();
-    bool established = s->established;
-    nl_sock_unlock();
-    if (!established || pthread_mutex_trylock(&engine.lock) != 0)
+    /* Never waiting for the engine: when it is busy, the socketpair is as
+     * fast and keeps connections from waiting on each other (and the
+     * handshake's timing stays the engine's: takes_direct wants every
+     * layer up). */
+    if (pthread_mutex_trylock(&engine.lock) != 0)
         return -1;
     ssize_t taken = -1;
     nl_sock_lock();

@@ -79,17 +79,11 @@ static int connect_to(const char *host, const char *port)
 
 static int accept_one(const char *port)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof(a);
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 4) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&a, &alen) != 0) {
+    int lfd = listen_loopback(port);
+    if (lfd < 0) {
         fprintf(stderr, "flood: listen: %s\n", errno_text(errno, e, sizeof(e)));
         return -1;
     }
-    printf("port %d\n", ntohs(a.sin_port));
     int fd = accept(lfd, NULL, NULL);
     if (fd < 0)
         fprintf(stderr, "flood: accept: %s\n", errno_text(errno, e, sizeof(e)));

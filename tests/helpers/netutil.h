@@ -5,9 +5,11 @@
 #ifndef NESTLS_TEST_NETUTIL_H
 #define NESTLS_TEST_NETUTIL_H
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +90,29 @@ static inline int count_fds(int *sockets)
     closedir(d);
     *sockets = s;
     return n;
+}
+
+/* A listening TCP socket on 127.0.0.1:PORT (0: the kernel picks), with
+ * "port N" printed and flushed for the test; -1 with errno on failure. */
+static inline int listen_loopback(const char *port)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(a);
+    if (lfd < 0)
+        return -1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 4) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &alen) != 0) {
+        int saved = errno;
+        close(lfd);
+        errno = saved;
+        return -1;
+    }
+    printf("port %d\n", ntohs(a.sin_port));
+    fflush(stdout);
+    return lfd;
 }
 
 #endif

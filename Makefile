@@ -47,6 +47,10 @@ $(BUILD)/nestls: $(CLI_OBJ)
 UNIT_LINK := $(filter-out $(BUILD)/obj/src/cli/%,$(CLI_OBJ)) \
              $(BUILD)/obj/src/engine/onion.o $(BUILD)/obj/src/engine/tls_error.o \
              $(BUILD)/obj/src/engine/sessions.o
+# The relay's liveness test runs the engine's connection code itself (it
+# is the engine loop), so it links that code and the real-libc table too.
+$(BUILD)/tests/test_relay: $(BUILD)/obj/src/engine/conn.o $(BUILD)/obj/src/engine/reset.o \
+                           $(BUILD)/obj/src/common/real.o
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $^ $(LDLIBS)

@@ -488,6 +488,8 @@ static void mark_active(struct nl_conn *c, uint64_t now_ms)
     c->trimmed = false;
 }
 
+unsigned nl_conn_rounds_per_run = NL_ROUNDS_PER_RUN;
+
 void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms)
 {
     if (c->state == NL_CONN_TCP_CONNECTING) {
@@ -524,8 +526,11 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
         c->app_gone = true; /* the program's last copy is closed */
 
     bool moved = false;
-    for (int round = 0; round < 32 && c->state != NL_CONN_DONE; round++) {
-        int progress = 0, r;
+    int progress = 0;
+    c->run_again = false;
+    for (unsigned round = 0; round < nl_conn_rounds_per_run && c->state != NL_CONN_DONE; round++) {
+        int r;
+        progress = 0;
         if ((r = read_tcp(c)) < 0)
             return;
         progress |= r;
@@ -564,6 +569,11 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
             break;
         moved = true;
     }
+    /* The budget ran out while bytes still moved: what is left inside may
+     * have no event coming (the program wrote its last byte, the peer
+     * waits for it), so the engine runs this connection again at once. */
+    if (progress && c->state != NL_CONN_DONE)
+        c->run_again = true;
     if (moved)
         mark_active(c, now_ms);
     if (c->state == NL_CONN_OPEN && !c->app_blocked && !c->net_blocked)
@@ -579,11 +589,32 @@ uint64_t nl_conn_trim_due(const struct nl_conn *c)
     return c->active_ms + NL_IDLE_TRIM_MS;
 }
 
+/* The liveness invariant, checked where it is cheap: a connection quiet
+ * for NL_IDLE_TRIM_MS that waits on neither the program nor the network
+ * must hold no ciphertext on its way out and no plaintext for the
+ * program. If it does, bytes were stranded: say so with every layer's
+ * buffers, and run it (a defect, but the data still gets through). */
+bool nl_conn_stranded(const struct nl_conn *c)
+{
+    if (c->state != NL_CONN_OPEN || c->app_blocked || c->net_blocked)
+        return false;
+    return nl_onion_held_out(&c->onion) > 0 ||
+           (!c->app_gone && nl_onion_held_plain(&c->onion) > 0);
+}
+
 void nl_conn_trim_if_idle(struct nl_conn *c, uint64_t now_ms)
 {
     uint64_t due = nl_conn_trim_due(c);
     if (due == 0 || now_ms < due)
         return;
+    if (nl_conn_stranded(c)) {
+        char dump[600];
+        nl_onion_dump(&c->onion, dump, sizeof(dump));
+        nl_error("%s: bytes stranded inside the onion with no event armed (%s); "
+                 "moving them now - please report this", c->desc, dump);
+        nl_conn_run(c, NULL, 0, now_ms);
+        return;
+    }
     /* Blocked either way, it is not idle: it holds data on purpose. */
     if (!c->app_blocked && !c->net_blocked)
         nl_onion_trim(&c->onion);

@@ -14,6 +14,14 @@
  * every pause would free and regrow them between every two records). */
 #define NL_IDLE_TRIM_MS 200
 
+/* How many rounds (TCP in, pump, to the program, from the program, TCP
+ * out) one run of a connection may take before the others get their
+ * turn. A run that ends with bytes still moving sets run_again, and the
+ * engine runs it again before it sleeps. A variable so that the in-memory
+ * liveness test can starve runs on purpose (tests/unit/test_relay.c). */
+#define NL_ROUNDS_PER_RUN 32
+extern unsigned nl_conn_rounds_per_run;
+
 /* How much of the program's data one recv() takes. */
 #define NL_APP_READ (64 * 1024)
 
@@ -65,6 +73,7 @@ struct nl_conn {
     uint64_t deadline_ms;   /* handshake or linger deadline; 0 = none */
     uint64_t active_ms;     /* when bytes last moved */
     bool trimmed;           /* buffers given back since then */
+    bool run_again;         /* the last run ended on its round budget, not idle */
     uint64_t bytes_out, bytes_in; /* plaintext each way */
     const char *end_reason;
     char desc[200];         /* "rule 'x': client A -> B" */
@@ -94,6 +103,10 @@ ssize_t nl_conn_write_direct(struct nl_conn *c, const void *buf, size_t len, uin
  * NL_IDLE_TRIM_MS), or 0; trim_if_idle trims it when that time has come. */
 uint64_t nl_conn_trim_due(const struct nl_conn *c);
 void nl_conn_trim_if_idle(struct nl_conn *c, uint64_t now_ms);
+
+/* True when the connection waits on neither side yet holds bytes that
+ * should be on their way: a broken liveness invariant (see conn.c). */
+bool nl_conn_stranded(const struct nl_conn *c);
 
 /* Process exit: finish once what the program already wrote is sent. */
 void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms);

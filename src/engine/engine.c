@@ -128,6 +128,8 @@ static int next_timeout_ms(uint64_t now)
 {
     uint64_t next = 0;
     for (struct nl_conn *c = engine.conns; c; c = c->next) {
+        if (c->run_again)
+            return 0; /* its last run ran out of rounds, not of work */
         if (c->deadline_ms && (next == 0 || c->deadline_ms < next))
             next = c->deadline_ms;
         uint64_t trim = nl_conn_trim_due(c);
@@ -170,7 +172,7 @@ static void *engine_main(void *arg)
         engine.run_all = false;
         for (struct nl_conn *c = engine.conns, *next; c; c = next) {
             next = c->next;
-            if (run_all || (c->deadline_ms && c->deadline_ms <= now))
+            if (run_all || c->run_again || (c->deadline_ms && c->deadline_ms <= now))
                 if (c->state != NL_CONN_DONE)
                     nl_conn_run(c, NULL, 0, now);
             nl_conn_trim_if_idle(c, now);

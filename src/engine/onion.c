@@ -260,43 +260,89 @@ static int advance_handshake(struct nl_onion *o, size_t i)
     return -1;
 }
 
-int nl_onion_pump(struct nl_onion *o)
+/* One pass over the layers: handshakes and decryption outermost first,
+ * then each layer's output wrapped into the layer below, innermost first
+ * (so records reach the network in order). 1: something moved, 0:
+ * nothing, -1: a layer failed. */
+static int pump_once(struct nl_onion *o)
 {
-    if (o->failed_layer >= 0)
-        return -1;
-    for (int rounds = 0; rounds < 64; rounds++) {
-        int progress = 0;
-        /* Inward: handshakes and decryption, outermost first. */
-        for (size_t i = 0; i < o->n; i++) {
-            if (i > 0 && !o->l[i - 1].up)
+    int progress = 0;
+    for (size_t i = 0; i < o->n; i++) {
+        if (i > 0 && !o->l[i - 1].up)
+            break;
+        if (!o->l[i].up) {
+            int r = advance_handshake(o, i);
+            if (r < 0)
+                return -1;
+            progress |= r;
+            if (!o->l[i].up)
                 break;
-            if (!o->l[i].up) {
-                int r = advance_handshake(o, i);
-                if (r < 0)
-                    return -1;
-                progress |= r;
-                if (!o->l[i].up)
-                    break;
-            }
-            if (i + 1 < o->n) {
-                int r = peel_inward(o, i);
-                if (r < 0)
-                    return -1;
-                progress |= r;
-            }
         }
-        /* Outward: wrap each layer's output in the layer below it,
-         * innermost first, so records reach the network in order. */
-        for (size_t i = o->n - 1; i >= 1; i--) {
-            int r = wrap_outward(o, i, false);
+        if (i + 1 < o->n) {
+            int r = peel_inward(o, i);
             if (r < 0)
                 return -1;
             progress |= r;
         }
-        if (!progress)
-            break;
     }
-    return 0;
+    for (size_t i = o->n - 1; i >= 1; i--) {
+        int r = wrap_outward(o, i, false);
+        if (r < 0)
+            return -1;
+        progress |= r;
+    }
+    return progress;
+}
+
+/* Liveness: the pump returns only when a whole pass moved nothing, never
+ * after a fixed number of passes. So when it returns, every byte inside
+ * is either in l[0].wbio (the caller's to send), or decrypted for the
+ * program (read_plain), or waits for more network input, or waits on a
+ * cap: a layer's input full (released by read_plain, which pumps again)
+ * or a layer's output full (released by sending l[0].wbio, after which
+ * the caller pumps again). It terminates: every pass that moves something
+ * consumes bytes already inside, and no pass creates input. */
+int nl_onion_pump(struct nl_onion *o)
+{
+    if (o->failed_layer >= 0)
+        return -1;
+    int r;
+    while ((r = pump_once(o)) > 0)
+        ;
+    return r < 0 ? -1 : 0;
+}
+
+size_t nl_onion_held_out(const struct nl_onion *o)
+{
+    size_t held = 0;
+    for (size_t i = 0; i < o->n; i++)
+        held += pending(o->l[i].wbio);
+    return held;
+}
+
+size_t nl_onion_held_plain(const struct nl_onion *o)
+{
+    if (o->n == 0 || !o->l[o->n - 1].up)
+        return 0;
+    int n = SSL_pending(o->l[o->n - 1].ssl);
+    return n > 0 ? (size_t)n : 0;
+}
+
+void nl_onion_dump(const struct nl_onion *o, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < o->n && used < len; i++) {
+        const struct nl_onion_layer *l = &o->l[i];
+        int n = snprintf(out + used, len - used,
+                         "%slayer %zu%s%s%s: in %zu B, decrypted %d B, out %zu B", i ? "; " : "",
+                         i + 1, l->up ? "" : " (handshaking)", l->peer_closed ? " (peer closed)" : "",
+                         l->sent_close ? " (closed)" : "", pending(l->rbio), SSL_pending(l->ssl),
+                         pending(l->wbio));
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
 }
 
 bool nl_onion_up(const struct nl_onion *o)

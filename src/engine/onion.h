@@ -55,8 +55,10 @@ size_t nl_onion_take_net_out(struct nl_onion *o, void *buf, size_t cap);
 size_t nl_onion_net_out_peek(struct nl_onion *o, const unsigned char **data);
 void nl_onion_net_out_consume(struct nl_onion *o, size_t n);
 
-/* Run handshakes and move bytes between layers until nothing moves.
- * Returns -1 when a layer failed (failed_layer/fail_reason set), else 0. */
+/* Run handshakes and move bytes between layers until a whole pass moves
+ * nothing (never a fixed number of passes: see onion.c for what is left
+ * inside when it returns). Returns -1 when a layer failed
+ * (failed_layer/fail_reason set), else 0. */
 int nl_onion_pump(struct nl_onion *o);
 bool nl_onion_up(const struct nl_onion *o);
 /* The layer whose handshake is in progress (0-based), or n when all are up. */
@@ -91,6 +93,16 @@ size_t nl_onion_fragment(size_t layer);
 
 /* Largest plaintext chunk worth handing to write_plain at once. */
 size_t nl_onion_plain_chunk(const struct nl_onion *o);
+
+/* What the onion holds: ciphertext on its way out (every layer's output,
+ * the network's included), and plaintext the innermost layer decrypted
+ * that the program has not read yet. (Input that is not a whole record
+ * yet is not counted: it waits for the network, as it should.) */
+size_t nl_onion_held_out(const struct nl_onion *o);
+size_t nl_onion_held_plain(const struct nl_onion *o);
+/* "layer 1: in 0 B, decrypted 0 B, out 0 B; layer 2 ...": every buffer of
+ * every layer, for the log line that explains a stall. */
+void nl_onion_dump(const struct nl_onion *o, char *out, size_t len);
 
 /* "layer 1 TLSv1.3 TLS_AES_256_GCM_SHA384 peer "CN=x" alpn h2; layer 2 ..." */
 void nl_onion_describe(const struct nl_onion *o, char *out, size_t len);

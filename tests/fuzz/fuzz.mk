@@ -1,6 +1,8 @@
 # Fuzzing with clang's libFuzzer (tests/fuzz/README.md says what and how).
 #   make fuzz           each target for FUZZ_SECONDS (default 60), from the
-#                       seeds and the regression inputs; a crash fails it
+#                       seeds and the regression inputs; a crash fails it;
+#                       then the relay's liveness test (tests/unit/
+#                       test_relay.c) on FUZZ_SECONDS x 100 fresh seeds
 #   make fuzz-regress   every saved input once (fast, deterministic)
 #   make fuzz-build     build-fuzz/fuzz_policy and build-fuzz/fuzz_onion
 
@@ -30,8 +32,10 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	$(FUZZ_CC) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer $(NL_CFLAGS) \
 	    -o $@ $^ $(LDLIBS)
 
-fuzz: check-deps certs $(FUZZ_TARGETS)
+fuzz: check-deps certs $(FUZZ_TARGETS) $(BUILD)/tests/test_relay
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run-fuzz.sh $(FUZZ_TARGETS)
+	@seed=$$(date +%s%N); echo "fuzz: test_relay: $$(($(FUZZ_SECONDS) * 100)) cases from seed $$seed"; \
+	    NESTLS_RELAY_SEED=$$seed NESTLS_RELAY_CASES=$$(($(FUZZ_SECONDS) * 100)) $(BUILD)/tests/test_relay
 
 fuzz-regress: check-deps certs $(FUZZ_TARGETS)
 	@bash tests/fuzz/run-regress.sh $(FUZZ_TARGETS)

@@ -10,6 +10,9 @@
  *  - a clean end of stream (innermost close_notify) comes only after every
  *    byte the peer wrote;
  *  - without corruption: no layer fails and every byte arrives;
+ *  - without corruption, nothing is left inside either onion at the end;
+ *  - liveness: after any pump, a second pump changes nothing (no buffer,
+ *    no layer state), so a pump that stopped early is caught;
  *  - with corruption: the run ends in a failed layer (failed_layer set),
  *    in exactly the bytes sent, or short of them with no clean end (which
  *    the engine reports as truncation at TCP EOF). Crashes, hangs and
@@ -315,13 +318,38 @@ static void close_side(struct run *r, int who, bool all, bool *closed)
         nl_onion_close_inner(o);
 }
 
+/* Every buffer of every layer, and each layer's state: what a pump that
+ * made progress would change. */
+static uint64_t onion_state(const struct nl_onion *o)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < o->n; i++) {
+        const struct nl_onion_layer *l = &o->l[i];
+        uint64_t v[] = {BIO_ctrl_pending(l->rbio), BIO_ctrl_pending(l->wbio),
+                        (uint64_t)SSL_pending(l->ssl), l->up, l->peer_closed, l->sent_close};
+        for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+            h = (h ^ v[k]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* Liveness (src/engine/onion.c): the pump returns only when a whole pass
+ * moves nothing, so pumping again at once must change nothing at all. */
+static void pump_settled(struct run *r, int who)
+{
+    nl_onion_pump(&r->side[who]);
+    uint64_t before = onion_state(&r->side[who]);
+    nl_onion_pump(&r->side[who]);
+    check(onion_state(&r->side[who]) == before, r, "a second pump moved bytes the first one left");
+}
+
 /* Deliver everything in flight, with no more corruption than is armed. */
 static void drain(struct run *r)
 {
     for (int round = 0; round < DRAIN_ROUNDS; round++) {
         bool moved = false;
         for (int s = 0; s < 2; s++)
-            nl_onion_pump(&r->side[s]);
+            pump_settled(r, s);
         for (int d = 0; d < 2; d++) {
             moved |= shuttle(r, d, 65536, 64);
             while (read_side(r, d, 65536, false))
@@ -360,7 +388,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 2:
-            nl_onion_pump(&r.side[d]);
+            pump_settled(&r, (int)d);
             break;
         case 3:
             read_side(&r, (int)d, 1 + take16(&in) % 20000, op & 0x40);
@@ -403,6 +431,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         check(!failed, &r, "a layer failed with nothing corrupted");
         check(r.got[d] == r.sent[d], &r, "bytes missing with nothing corrupted");
+        /* Nothing left inside once all is delivered: no ciphertext on its
+         * way out, no plaintext the program was not given. */
+        check(nl_onion_held_out(&r.side[d]) == 0 && nl_onion_held_plain(&r.side[d]) == 0, &r,
+              "bytes left inside the onion after the drain");
         if (closed[d]) {
             check(nl_onion_inner_eof(receiver), &r, "the sender's close did not arrive");
             if (closed_all[d])

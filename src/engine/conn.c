@@ -592,13 +592,15 @@ uint64_t nl_conn_trim_due(const struct nl_conn *c)
 /* The liveness invariant, checked where it is cheap: a connection quiet
  * for NL_IDLE_TRIM_MS that waits on neither the program nor the network
  * must hold no ciphertext on its way out and no plaintext for the
- * program. If it does, bytes were stranded: say so with every layer's
- * buffers, and run it (a defect, but the data still gets through). */
+ * program, and must have read the end of a program that closed (its end
+ * is no longer watched: nothing would wake us for what it wrote last).
+ * If not, bytes were stranded: say so with every layer's buffers, and run
+ * it (a defect, but the data still gets through). */
 bool nl_conn_stranded(const struct nl_conn *c)
 {
     if (c->state != NL_CONN_OPEN || c->app_blocked || c->net_blocked)
         return false;
-    return nl_onion_held_out(&c->onion) > 0 ||
+    return nl_onion_held_out(&c->onion) > 0 || (c->app_gone && !c->app_eof) ||
            (!c->app_gone && nl_onion_held_plain(&c->onion) > 0);
 }
 
@@ -610,8 +612,9 @@ void nl_conn_trim_if_idle(struct nl_conn *c, uint64_t now_ms)
     if (nl_conn_stranded(c)) {
         char dump[600];
         nl_onion_dump(&c->onion, dump, sizeof(dump));
-        nl_error("%s: bytes stranded inside the onion with no event armed (%s); "
-                 "moving them now - please report this", c->desc, dump);
+        nl_error("%s: bytes stranded inside the onion with no event armed (%s%s); "
+                 "moving them now - please report this", c->desc, dump,
+                 c->app_gone && !c->app_eof ? "; the program's last bytes unread" : "");
         nl_conn_run(c, NULL, 0, now_ms);
         return;
     }

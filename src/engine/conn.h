@@ -84,7 +84,30 @@ void nl_conn_free(struct nl_conn *c);
 
 /* Run the connection after an event on one of its sides (events as epoll
  * reported them, 0 for a timer or a nudge). Afterwards, c->tcp.events and
- * c->app.events hold the interest the connection wants. */
+ * c->app.events hold the interest the connection wants.
+ *
+ * Liveness, the invariant every change here must keep: when the engine goes
+ * back to epoll_wait for a connection, nothing inside it can move without
+ * a new event that is armed. Every byte inside is then
+ *  - on its way out: in the TCP socket, or in layer 1's output with
+ *    EPOLLOUT armed on TCP (net_blocked);
+ *  - waiting on a readiness event that is armed: TCP input (EPOLLIN, armed
+ *    while layer 1's input has room), the program's writes (EPOLLIN on its
+ *    end, armed while every layer's output has room), the program reading
+ *    (EPOLLOUT on its end, armed while a delivery is held back:
+ *    app_blocked);
+ *  - or waiting on a cap whose release runs the pump again: a layer's
+ *    input full (released by reading plaintext, which pumps) or a layer's
+ *    output full (released when TCP takes layer 1's output, after which
+ *    the round loop pumps again).
+ * nl_conn_run keeps it by running rounds until one moves nothing; when its
+ * round budget runs out first it sets run_again, and the engine runs the
+ * connection again before it sleeps. nl_onion_pump keeps it inside the
+ * onion the same way (passes until one moves nothing). The direct write
+ * path pumps and flushes until TCP is full or nothing is left. Guarded by
+ * tests/unit/test_relay.c (this code, in memory, adversarial scheduling),
+ * fuzz_onion (a second pump changes nothing), tests/engine_liveness.bats
+ * (real processes), and at run time by nl_conn_stranded. */
 void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms);
 
 /* Stop watching one side (before its descriptor is closed). */

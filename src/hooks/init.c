@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/real.h"
+#include "engine/conn.h"
 #include "engine/engine.h"
 #include "engine/keylog.h"
 #include "engine/sessions.h"
@@ -37,6 +38,22 @@ static int parse_level(const char *s, enum nl_log_level *out)
     return -1;
 }
 
+/* NESTLS_ROUNDS_PER_RUN: how many rounds one run of a connection takes
+ * before the others get a turn (conn.h). Only tests change it: small
+ * values end runs in the middle of their work, where liveness is tested
+ * (tests/engine_liveness.bats). A value that is not 1-1024 is an error. */
+static void rounds_from_env(void)
+{
+    const char *v = secure_getenv("NESTLS_ROUNDS_PER_RUN");
+    if (v == NULL || v[0] == '\0')
+        return;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || n < 1 || n > 1024)
+        refuse_to_start("NESTLS_ROUNDS_PER_RUN must be a number from 1 to 1024");
+    nl_conn_rounds_per_run = (unsigned)n;
+}
+
 __attribute__((constructor)) static void nl_start(void)
 {
     nl_real_bind();
@@ -57,6 +74,7 @@ __attribute__((constructor)) static void nl_start(void)
     if (env_level != NULL && env_level[0] != '\0' && parse_level(env_level, &level) != 0)
         refuse_to_start("NESTLS_LOG must be one of error, warn, info, debug");
     nl_log_configure(level, policy->settings.log_file);
+    rounds_from_env();
     if (nl_log_fd() > 2)
         nl_guard_add(nl_log_fd());
     nl_sessions_attach(policy);

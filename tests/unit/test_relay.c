@@ -394,10 +394,16 @@ static void describe_side(const char *name, struct side *s, char *out, size_t le
 {
     char dump[800];
     nl_onion_dump(&s->conn->onion, dump, sizeof(dump));
-    snprintf(out, len, "%s: state %d, sent %llu/%llu, got %llu/%llu, eof %d; %s", name,
-             (int)s->conn->state, (unsigned long long)s->prog.sent,
+    const struct nl_conn *c = s->conn;
+    snprintf(out, len,
+             "%s: state %d, sent %llu/%llu, got %llu/%llu, eof %d; engine: program end "
+             "%s%s%s%s, %zu B held back, TCP %s; %s",
+             name, (int)c->state, (unsigned long long)s->prog.sent,
              (unsigned long long)s->prog.to_send, (unsigned long long)s->prog.got,
-             (unsigned long long)s->prog.to_get, s->prog.eof, dump);
+             (unsigned long long)s->prog.to_get, s->prog.eof, c->app_blocked ? "full" : "open",
+             c->app_eof ? ", its EOF read" : "", c->app_gone ? ", closed" : "",
+             c->prog_shut_wr ? ", half-closed" : "", c->leftover_len,
+             c->net_blocked ? "full" : "open", dump);
 }
 
 static bool transfer_done(struct side *sd)

@@ -26,7 +26,8 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 DEPFILES := $(sort $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
-TEST_PROGS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
+TEST_PROGS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c)) \
+              $(BUILD)/tests/early_ctor
 
 .PHONY: all deps certs test unit bats demo clean check-deps
 
@@ -59,6 +60,15 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 $(BUILD)/tests/%: tests/helpers/%.c $(wildcard tests/helpers/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< -pthread
+
+# A program linked with a library whose constructor uses sockets (as
+# libcap-ng's does): nestls's hooks run before nestls's constructor.
+$(BUILD)/tests/libnl_early.so: tests/helpers/early/libearly.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -fPIC -Wall -Wextra -Werror -o $@ $<
+
+$(BUILD)/tests/early_ctor: tests/helpers/early/early_main.c $(BUILD)/tests/libnl_early.so
+	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< -L$(BUILD)/tests -lnl_early -Wl,-rpath,'$$ORIGIN'
 
 deps:
 	@bash tests/helpers/install-deps.sh

@@ -4,6 +4,7 @@
  * lines from several threads or processes sharing the file never interleave
  * (the file is opened O_APPEND). */
 #include "common/log.h"
+#include "common/sys.h"
 #include "common/fdtable.h"
 
 #include <errno.h>
@@ -34,7 +35,7 @@ static int open_log_file(const char *path)
         return -1;
     int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
     if (high >= 0) {
-        close(fd);
+        nl_sys_close(fd);
         fd = high;
     }
     return fd;
@@ -93,7 +94,7 @@ void nl_log(enum nl_log_level level, const char *fmt, ...)
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
     line[len++] = '\n';
-    ssize_t w = write(log_fd, line, len);
+    ssize_t w = nl_sys_write(log_fd, line, len);
     (void)w; /* a failing log must never change what the program sees */
     errno = saved_errno;
 }
@@ -109,7 +110,7 @@ int nl_log_relocate(void)
     log_fd = moved;
     nl_guard_add(moved);
     nl_guard_remove(old);
-    close(old);
+    nl_sys_close(old);
     return 0;
 }
 

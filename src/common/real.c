@@ -6,6 +6,7 @@
  * A symbol that resolves back into this library would make the hook call
  * itself forever; we refuse to start instead. */
 #include "common/real.h"
+#include "common/sys.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -34,18 +35,18 @@ static void *bind_symbol(const char *name, int required)
         char msg[256];
         int n = snprintf(msg, sizeof(msg), "nestls[%ld] error: cannot bind libc symbol %s\n",
                          (long)getpid(), name);
-        ssize_t w = write(STDERR_FILENO, msg, (size_t)n);
+        ssize_t w = nl_sys_write(STDERR_FILENO, msg, (size_t)n);
         (void)w;
-        _exit(78);
+        nl_sys_exit(78);
     }
     if (in_this_library(sym)) {
         char msg[256];
         int n = snprintf(msg, sizeof(msg),
                          "nestls[%ld] error: %s binds to nestls itself (preloaded twice?)\n",
                          (long)getpid(), name);
-        ssize_t w = write(STDERR_FILENO, msg, (size_t)n);
+        ssize_t w = nl_sys_write(STDERR_FILENO, msg, (size_t)n);
         (void)w;
-        _exit(78);
+        nl_sys_exit(78);
     }
     return sym;
 }

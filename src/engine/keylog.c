@@ -2,6 +2,7 @@
  * capture can be decrypted with Wireshark. Off unless the policy names the
  * file; never driven by SSLKEYLOGFILE or any other environment variable. */
 #include "engine/keylog.h"
+#include "common/sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +35,7 @@ int nl_keylog_attach(const struct nl_policy *policy, char *err, size_t errlen)
         return -1;
     }
     keylog_fd = nl_guard_dup_high(fd);
-    close(fd);
+    nl_sys_close(fd);
     if (keylog_fd < 0) {
         snprintf(err, errlen, "keylog_file %s: %s", path, strerror(errno));
         return -1;

@@ -38,7 +38,7 @@ void nl_reset_program_end(int app_fd, int prog_hold, int prog_fd, struct nl_sock
         return;
     int prog = prog_hold >= 0 ? prog_hold : copy_of_program_end(prog_fd, sock);
     if (prog >= 0) {
-        ssize_t n = send(prog, "!", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = nl_real.send(prog, "!", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)n; /* EAGAIN: the engine's end is already full of unread data */
     }
     nl_guard_remove(app_fd);

@@ -132,10 +132,14 @@ as_is:
 
 NL_EXPORT int accept4(int listener, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
+    if (!nl_started())
+        return nl_real.accept4(listener, addr, addrlen, flags);
     return nl_accept4(listener, addr, addrlen, flags);
 }
 
 NL_EXPORT int accept(int listener, struct sockaddr *addr, socklen_t *addrlen)
 {
+    if (!nl_started())
+        return nl_real.accept(listener, addr, addrlen);
     return nl_accept4(listener, addr, addrlen, 0);
 }

@@ -227,5 +227,7 @@ static int nl_connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 NL_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+    if (!nl_started())
+        return nl_real.connect(fd, addr, len);
     return nl_connect(fd, addr, len);
 }

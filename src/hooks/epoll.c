@@ -129,6 +129,8 @@ void nl_epoll_forget_fd(int fd)
 
 NL_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
+    if (!nl_started())
+        return nl_real.epoll_ctl(epfd, op, fd, ev);
     int r = nl_real.epoll_ctl(epfd, op, fd, ev);
     if (r == 0)
         record(epfd, op, fd, ev);

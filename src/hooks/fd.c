@@ -92,11 +92,15 @@ static int nl_close_range(unsigned first, unsigned last, int flags)
 
 NL_EXPORT int close(int fd)
 {
+    if (!nl_started())
+        return nl_real.close(fd);
     return nl_close(fd);
 }
 
 NL_EXPORT int dup(int oldfd)
 {
+    if (!nl_started())
+        return fcntl(oldfd, F_DUPFD, 0);
     if (nl_guard_has(oldfd)) {
         errno = EBADF;
         return -1;
@@ -109,21 +113,31 @@ NL_EXPORT int dup(int oldfd)
 
 NL_EXPORT int dup2(int oldfd, int newfd)
 {
+    if (!nl_started())
+        return nl_real.dup2(oldfd, newfd);
     return nl_dup3(oldfd, newfd, 0, true);
 }
 
 NL_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+    if (!nl_started())
+        return nl_real.dup3(oldfd, newfd, flags);
     return nl_dup3(oldfd, newfd, flags, false);
 }
 
 NL_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
+    if (!nl_started())
+        return (int)syscall(SYS_close_range, first, last, flags);
     return nl_close_range(first, last, flags);
 }
 
 NL_EXPORT void closefrom(int lowfd)
 {
+    if (!nl_started()) {
+        syscall(SYS_close_range, lowfd < 0 ? 0 : lowfd, ~0U, 0);
+        return;
+    }
     if (lowfd < 0)
         lowfd = 0;
     nl_close_range((unsigned)lowfd, ~0U, 0);

@@ -8,6 +8,19 @@
 
 #include "policy/policy.h"
 
+/* init.c: every exported hook starts with
+ *     if (!nl_started()) return nl_real.x(...);
+ * The first hook called (possibly from another library's constructor,
+ * before ours) runs nestls's start-up: real functions bound, policy
+ * loaded, or the process stopped with exit status 78. False only for a
+ * hook that start-up itself calls on its own thread: pass it through. */
+extern bool nl_started_flag;
+bool nl_started_slow(void);
+static inline bool nl_started(void)
+{
+    return __atomic_load_n(&nl_started_flag, __ATOMIC_ACQUIRE) || nl_started_slow();
+}
+
 /* names.c: the host name the program resolved for an address, if any. */
 bool nl_names_lookup(const struct sockaddr *addr, char *host, size_t len);
 

@@ -3,7 +3,14 @@
  * A preloaded program without a valid policy must never run: it would
  * speak plaintext where TLS was intended. Every failure prints one line and
  * exits with status 78 (EX_CONFIG) before main. The policy is immutable
- * from here on, so hooks read it without a lock. */
+ * from here on, so hooks read it without a lock.
+ *
+ * "Before main" is not "before every hook": another library's constructor
+ * may run first and call close(), socket() or even connect() (libcap-ng
+ * and libaudit do, in sshd, postgres, setpriv, su). So start-up runs once,
+ * from whichever comes first: our constructor, or the first hook called
+ * (nl_started). A connection made that early is decided by the policy
+ * like any other. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/real.h"
+#include "common/sys.h"
 #include "engine/conn.h"
 #include "engine/engine.h"
 #include "engine/keylog.h"
@@ -24,7 +32,7 @@
 static void __attribute__((noreturn)) refuse_to_start(const char *what)
 {
     nl_error("%s", what);
-    nl_real._exit(EXIT_CONFIG);
+    nl_sys_exit(EXIT_CONFIG);
 }
 
 static int parse_level(const char *s, enum nl_log_level *out)
@@ -54,8 +62,13 @@ static void rounds_from_env(void)
     nl_conn_rounds_per_run = (unsigned)n;
 }
 
-__attribute__((constructor)) static void nl_start(void)
+bool nl_started_flag;
+static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+static __thread bool starting; /* this thread is inside start_up() */
+
+static void start_up(void)
 {
+    starting = true;
     nl_real_bind();
     if (getauxval(AT_SECURE))
         refuse_to_start("refusing to run inside a setuid/setgid program "
@@ -85,4 +98,21 @@ __attribute__((constructor)) static void nl_start(void)
     nl_hooks_install_exit_handler();
     nl_debug("policy %s loaded: %zu rule(s), default action %s", policy->path, policy->n_rules,
              nl_action_name(policy->settings.default_action));
+    __atomic_store_n(&nl_started_flag, true, __ATOMIC_RELEASE);
+    starting = false;
+}
+
+bool nl_started_slow(void)
+{
+    /* A hook called by start-up itself (the policy loader's own library
+     * calls): the real functions are bound by then; pass it through. */
+    if (starting)
+        return false;
+    pthread_once(&start_once, start_up);
+    return true;
+}
+
+__attribute__((constructor)) static void nl_start(void)
+{
+    nl_started_slow();
 }

@@ -78,6 +78,8 @@ static void remember_hostent(const char *name, const struct hostent *h)
 NL_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                           struct addrinfo **res)
 {
+    if (!nl_started())
+        return nl_real.getaddrinfo(node, service, hints, res);
     int r = nl_real.getaddrinfo(node, service, hints, res);
     if (r == 0 && node != NULL)
         for (struct addrinfo *ai = *res; ai; ai = ai->ai_next) {
@@ -91,6 +93,8 @@ NL_EXPORT int getaddrinfo(const char *node, const char *service, const struct ad
 
 NL_EXPORT struct hostent *gethostbyname(const char *name)
 {
+    if (!nl_started())
+        return nl_real.gethostbyname(name);
     struct hostent *h = nl_real.gethostbyname(name);
     remember_hostent(name, h);
     return h;
@@ -98,6 +102,8 @@ NL_EXPORT struct hostent *gethostbyname(const char *name)
 
 NL_EXPORT struct hostent *gethostbyname2(const char *name, int af)
 {
+    if (!nl_started())
+        return nl_real.gethostbyname2(name, af);
     struct hostent *h = nl_real.gethostbyname2(name, af);
     remember_hostent(name, h);
     return h;
@@ -106,6 +112,8 @@ NL_EXPORT struct hostent *gethostbyname2(const char *name, int af)
 NL_EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
                               struct hostent **result, int *h_errnop)
 {
+    if (!nl_started())
+        return nl_real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
     int r = nl_real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
     if (r == 0 && result != NULL)
         remember_hostent(name, *result);

@@ -44,18 +44,24 @@ static int exec_returned(bool held, int r)
 
 NL_EXPORT void _exit(int status)
 {
+    if (!nl_started())
+        nl_real._exit(status);
     nl_engine_drain_at_exit();
     nl_real._exit(status);
 }
 
 NL_EXPORT void _Exit(int status)
 {
+    if (!nl_started())
+        nl_real._Exit(status);
     nl_engine_drain_at_exit();
     nl_real._Exit(status);
 }
 
 NL_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
+    if (!nl_started())
+        return nl_real.execve(path, argv, envp);
     bool held = nl_engine_handoff_before_exec();
     int r = nl_real.execve(path, argv, envp);
     return exec_returned(held, r);
@@ -63,6 +69,8 @@ NL_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 
 NL_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
+    if (!nl_started())
+        return nl_real.fexecve(fd, argv, envp);
     bool held = nl_engine_handoff_before_exec();
     int r = nl_real.fexecve(fd, argv, envp);
     return exec_returned(held, r);
@@ -70,6 +78,8 @@ NL_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 
 NL_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
 {
+    if (!nl_started())
+        return nl_real.execveat(dirfd, path, argv, envp, flags);
     bool held = nl_engine_handoff_before_exec();
     int r = nl_real.execveat(dirfd, path, argv, envp, flags);
     return exec_returned(held, r);
@@ -77,6 +87,8 @@ NL_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *co
 
 NL_EXPORT int execv(const char *path, char *const argv[])
 {
+    if (!nl_started())
+        return nl_real.execv(path, argv);
     bool held = nl_engine_handoff_before_exec();
     int r = nl_real.execv(path, argv);
     return exec_returned(held, r);
@@ -84,6 +96,8 @@ NL_EXPORT int execv(const char *path, char *const argv[])
 
 NL_EXPORT int execvp(const char *file, char *const argv[])
 {
+    if (!nl_started())
+        return nl_real.execvp(file, argv);
     bool held = nl_engine_handoff_before_exec();
     int r = nl_real.execvp(file, argv);
     return exec_returned(held, r);
@@ -91,6 +105,8 @@ NL_EXPORT int execvp(const char *file, char *const argv[])
 
 NL_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
+    if (!nl_started())
+        return nl_real.execvpe(file, argv, envp);
     bool held = nl_engine_handoff_before_exec();
     int r = nl_real.execvpe(file, argv, envp);
     return exec_returned(held, r);

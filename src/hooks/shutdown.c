@@ -16,6 +16,7 @@
 #include "common/real.h"
 #include "engine/engine.h"
 #include "hooks/export.h"
+#include "hooks/hooks.h"
 
 static int nl_shutdown(int fd, int how)
 {
@@ -34,5 +35,7 @@ static int nl_shutdown(int fd, int how)
 
 NL_EXPORT int shutdown(int fd, int how)
 {
+    if (!nl_started())
+        return nl_real.shutdown(fd, how);
     return nl_shutdown(fd, how);
 }

@@ -128,20 +128,28 @@ static int nl_setsockopt(int fd, int level, int name, const void *val, socklen_t
 
 NL_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
+    if (!nl_started())
+        return nl_real.getpeername(fd, addr, addrlen);
     return nl_getpeername(fd, addr, addrlen);
 }
 
 NL_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
+    if (!nl_started())
+        return nl_real.getsockname(fd, addr, addrlen);
     return nl_getsockname(fd, addr, addrlen);
 }
 
 NL_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
+    if (!nl_started())
+        return nl_real.getsockopt(fd, level, name, val, len);
     return nl_getsockopt(fd, level, name, val, len);
 }
 
 NL_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
+    if (!nl_started())
+        return nl_real.setsockopt(fd, level, name, val, len);
     return nl_setsockopt(fd, level, name, val, len);
 }

@@ -25,6 +25,7 @@
 #include "common/real.h"
 #include "engine/engine.h"
 #include "hooks/export.h"
+#include "hooks/hooks.h"
 
 /* How much of buf the fast path took: -1 if none was tried. */
 static ssize_t try_direct(int fd, const void *buf, size_t len)
@@ -57,8 +58,8 @@ static ssize_t send_rest(int fd, const void *buf, size_t len, ssize_t taken, int
 
 NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
-    if (nl_real.write == NULL) /* a constructor ahead of ours */
-        return syscall(SYS_write, fd, buf, len);
+    if (!nl_started())
+        return nl_real.write(fd, buf, len);
     ssize_t taken = try_direct(fd, buf, len);
     if (taken < 0)
         return nl_real.write(fd, buf, len);
@@ -67,8 +68,8 @@ NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 
 NL_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-    if (nl_real.send == NULL)
-        return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+    if (!nl_started())
+        return nl_real.send(fd, buf, len, flags);
     ssize_t taken = (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? -1 : try_direct(fd, buf, len);
     if (taken < 0)
         return nl_real.send(fd, buf, len, flags);
@@ -78,8 +79,8 @@ NL_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 NL_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
                          const struct sockaddr *to, socklen_t tolen)
 {
-    if (nl_real.sendto == NULL)
-        return syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
+    if (!nl_started())
+        return nl_real.sendto(fd, buf, len, flags, to, tolen);
     if (to != NULL)
         return nl_real.sendto(fd, buf, len, flags, to, tolen);
     return send(fd, buf, len, flags);

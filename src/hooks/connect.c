@@ -198,9 +198,26 @@ static int repeated_connect(struct nl_sock *s)
     return -1;
 }
 
+/* A vfork/CLONE_VM child cannot start a connection of its own (the engine
+ * is its parent's): where the policy would wrap, it is refused rather
+ * than sent in plaintext. */
+static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int family;
+    if (addr != NULL && len >= sizeof(sa_family_t) &&
+        (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) && nl_is_tcp_socket(fd, &family) &&
+        nl_decide(NL_ROLE_CLIENT, addr, NULL).action != NL_ACTION_PASSTHROUGH) {
+        errno = EPERM;
+        return -1;
+    }
+    return nl_real.connect(fd, addr, len);
+}
+
 static int nl_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     int family;
+    if (nl_in_vfork_child())
+        return vfork_child_connect(fd, addr, len);
     struct nl_sock *wrapped = nl_wrapped_get(fd);
     if (wrapped != NULL)
         return repeated_connect(wrapped);

@@ -132,7 +132,7 @@ NL_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     if (!nl_started())
         return nl_real.epoll_ctl(epfd, op, fd, ev);
     int r = nl_real.epoll_ctl(epfd, op, fd, ev);
-    if (r == 0)
+    if (r == 0 && !nl_in_vfork_child())
         record(epfd, op, fd, ev);
     return r;
 }

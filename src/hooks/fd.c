@@ -23,6 +23,8 @@
 
 static int nl_close(int fd)
 {
+    if (nl_in_vfork_child()) /* its own descriptor table, our memory */
+        return nl_real.close(fd);
     if (nl_guard_has(fd)) {
         errno = EBADF;
         return -1;
@@ -43,6 +45,8 @@ static int make_room(int newfd)
 
 static int nl_dup3(int oldfd, int newfd, int flags, bool is_dup2)
 {
+    if (nl_in_vfork_child())
+        return is_dup2 ? nl_real.dup2(oldfd, newfd) : nl_real.dup3(oldfd, newfd, flags);
     if (make_room(newfd) != 0)
         return -1;
     if (nl_guard_has(oldfd)) { /* not the program's to copy */
@@ -71,6 +75,8 @@ static int nl_close_range(unsigned first, unsigned last, int flags)
         errno = EINVAL;
         return -1;
     }
+    if (nl_in_vfork_child())
+        return real_close_range(first, last, flags);
     unsigned from = first;
     for (;;) {
         int guard = nl_guard_next(from, last);
@@ -100,6 +106,8 @@ NL_EXPORT int close(int fd)
 NL_EXPORT int dup(int oldfd)
 {
     if (!nl_started())
+        return fcntl(oldfd, F_DUPFD, 0);
+    if (nl_in_vfork_child())
         return fcntl(oldfd, F_DUPFD, 0);
     if (nl_guard_has(oldfd)) {
         errno = EBADF;

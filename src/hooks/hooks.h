@@ -21,6 +21,16 @@ static inline bool nl_started(void)
     return __atomic_load_n(&nl_started_flag, __ATOMIC_ACQUIRE) || nl_started_slow();
 }
 
+/* init.c: true in a child that shares our memory without being ours: a
+ * vfork() or posix_spawn() child, or any CLONE_VM child (Python's
+ * subprocess starts children so), between its birth and its exec or exit.
+ * Everything nestls keeps there is the parent's, live: such a child must
+ * not take, change or free any of it. Hooks that would touch state pass
+ * straight to libc instead; the parent's engine goes on serving the
+ * descriptors the child inherits (as after fork). Costs a getpid(), so
+ * hooks ask only on paths that would touch state. */
+bool nl_in_vfork_child(void);
+
 /* names.c: the host name the program resolved for an address, if any. */
 bool nl_names_lookup(const struct sockaddr *addr, char *host, size_t len);
 

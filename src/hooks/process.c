@@ -22,6 +22,8 @@
 
 static void drain_at_exit(void)
 {
+    if (nl_in_vfork_child())
+        return;
     fflush(NULL); /* stdio on fdopen()ed sockets is flushed after atexit */
     nl_engine_drain_at_exit();
 }
@@ -29,6 +31,13 @@ static void drain_at_exit(void)
 void nl_hooks_install_exit_handler(void)
 {
     atexit(drain_at_exit);
+}
+
+/* A vfork/CLONE_VM child hands nothing over: its parent, whose memory it
+ * shares, goes on serving the descriptors it passes to the new image. */
+static bool handoff_before_exec(void)
+{
+    return !nl_in_vfork_child() && nl_engine_handoff_before_exec();
 }
 
 /* exec only returns on failure: the relay keeps serving what it took. */
@@ -44,7 +53,7 @@ static int exec_returned(bool held, int r)
 
 NL_EXPORT void _exit(int status)
 {
-    if (!nl_started())
+    if (!nl_started() || nl_in_vfork_child())
         nl_real._exit(status);
     nl_engine_drain_at_exit();
     nl_real._exit(status);
@@ -52,7 +61,7 @@ NL_EXPORT void _exit(int status)
 
 NL_EXPORT void _Exit(int status)
 {
-    if (!nl_started())
+    if (!nl_started() || nl_in_vfork_child())
         nl_real._Exit(status);
     nl_engine_drain_at_exit();
     nl_real._Exit(status);
@@ -62,7 +71,7 @@ NL_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
     if (!nl_started())
         return nl_real.execve(path, argv, envp);
-    bool held = nl_engine_handoff_before_exec();
+    bool held = handoff_before_exec();
     int r = nl_real.execve(path, argv, envp);
     return exec_returned(held, r);
 }
@@ -71,7 +80,7 @@ NL_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     if (!nl_started())
         return nl_real.fexecve(fd, argv, envp);
-    bool held = nl_engine_handoff_before_exec();
+    bool held = handoff_before_exec();
     int r = nl_real.fexecve(fd, argv, envp);
     return exec_returned(held, r);
 }
@@ -80,7 +89,7 @@ NL_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *co
 {
     if (!nl_started())
         return nl_real.execveat(dirfd, path, argv, envp, flags);
-    bool held = nl_engine_handoff_before_exec();
+    bool held = handoff_before_exec();
     int r = nl_real.execveat(dirfd, path, argv, envp, flags);
     return exec_returned(held, r);
 }
@@ -89,7 +98,7 @@ NL_EXPORT int execv(const char *path, char *const argv[])
 {
     if (!nl_started())
         return nl_real.execv(path, argv);
-    bool held = nl_engine_handoff_before_exec();
+    bool held = handoff_before_exec();
     int r = nl_real.execv(path, argv);
     return exec_returned(held, r);
 }
@@ -98,7 +107,7 @@ NL_EXPORT int execvp(const char *file, char *const argv[])
 {
     if (!nl_started())
         return nl_real.execvp(file, argv);
-    bool held = nl_engine_handoff_before_exec();
+    bool held = handoff_before_exec();
     int r = nl_real.execvp(file, argv);
     return exec_returned(held, r);
 }
@@ -107,7 +116,7 @@ NL_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
     if (!nl_started())
         return nl_real.execvpe(file, argv, envp);
-    bool held = nl_engine_handoff_before_exec();
+    bool held = handoff_before_exec();
     int r = nl_real.execvpe(file, argv, envp);
     return exec_returned(held, r);
 }

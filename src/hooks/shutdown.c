@@ -20,6 +20,8 @@
 
 static int nl_shutdown(int fd, int how)
 {
+    if (nl_in_vfork_child()) /* the program end's EOF reaches the parent's engine */
+        return nl_real.shutdown(fd, how);
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL || (how != SHUT_WR && how != SHUT_RDWR)) {
         if (s)

@@ -30,7 +30,7 @@
 /* How much of buf the fast path took: -1 if none was tried. */
 static ssize_t try_direct(int fd, const void *buf, size_t len)
 {
-    if (len == 0 || !nl_wrapped_maybe(fd))
+    if (len == 0 || !nl_wrapped_maybe(fd) || nl_in_vfork_child())
         return -1;
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL)

@@ -31,6 +31,7 @@ static atomic_int guarded_count;
 
 void nl_fdtable_lock(void) { pthread_mutex_lock(&table_lock); }
 void nl_fdtable_unlock(void) { pthread_mutex_unlock(&table_lock); }
+void nl_fdtable_after_fork(void) { pthread_mutex_init(&table_lock, NULL); }
 void nl_sock_lock(void) { pthread_mutex_lock(&table_lock); }
 void nl_sock_unlock(void) { pthread_mutex_unlock(&table_lock); }
 

@@ -60,6 +60,7 @@ void nl_close_all_but_guarded(void);
 /* Lock/unlock around fork; reset forgets everything in a child. */
 void nl_fdtable_lock(void);
 void nl_fdtable_unlock(void);
+void nl_fdtable_after_fork(void); /* the child: a new, free lock */
 
 /* Guarded descriptors and socket facts shared with nl_sock: hooks read
  * tcp_fd/so_error under this lock. */

@@ -318,12 +318,10 @@ void nl_engine_drain_at_exit(void)
 void nl_engine_fork_prepare(void)
 {
     pthread_mutex_lock(&engine.lock);
-    nl_fdtable_lock();
 }
 
 void nl_engine_fork_parent(void)
 {
-    nl_fdtable_unlock();
     pthread_mutex_unlock(&engine.lock);
 }
 
@@ -332,8 +330,6 @@ void nl_engine_fork_parent(void)
  * parent's closes still reach the peers. */
 void nl_engine_fork_child(void)
 {
-    nl_fdtable_unlock();
-    nl_sessions_after_fork();
     pthread_mutex_init(&engine.lock, NULL);
     if (relay_forking) { /* this child becomes the relay: keep everything */
         for (struct nl_conn *c = engine.conns; c; c = c->next)

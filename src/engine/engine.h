@@ -54,9 +54,10 @@ ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len);
  * cleanly, waiting at most the policy's linger_ms. */
 void nl_engine_drain_at_exit(void);
 
-/* fork: prepare locks the engine (it is between events), parent unlocks,
- * child forgets every connection (the parent keeps serving them) and
- * closes the child's copies of engine descriptors. */
+/* fork (called by hooks/forking.c, which owns the order of every lock):
+ * prepare locks the engine (it is between events), parent unlocks, child
+ * makes the lock new, forgets every connection (the parent keeps serving
+ * them) and closes the child's copies of engine descriptors. */
 void nl_engine_fork_prepare(void);
 void nl_engine_fork_parent(void);
 void nl_engine_fork_child(void);

@@ -108,6 +108,9 @@ void nl_sessions_prepare(SSL *ssl, size_t layer, const char *name, const struct 
         free(key);
 }
 
+void nl_sessions_fork_lock(void) { pthread_mutex_lock(&cache_lock); }
+void nl_sessions_fork_unlock(void) { pthread_mutex_unlock(&cache_lock); }
+
 void nl_sessions_after_fork(void)
 {
     pthread_mutex_init(&cache_lock, NULL);

@@ -21,6 +21,10 @@ void nl_sessions_attach(const struct nl_policy *policy);
 void nl_sessions_prepare(SSL *ssl, size_t layer, const char *name, const struct sockaddr *peer);
 
 /* fork child: the cache's lock may have been held at the fork. */
+/* fork (hooks/forking.c): the cache's lock held across fork, released in
+ * the parent, made new in the child. */
+void nl_sessions_fork_lock(void);
+void nl_sessions_fork_unlock(void);
 void nl_sessions_after_fork(void);
 
 #endif

@@ -27,6 +27,10 @@ struct nl_epoll_saved {
 };
 
 static pthread_mutex_t regs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void nl_epoll_fork_lock(void) { pthread_mutex_lock(&regs_lock); }
+void nl_epoll_fork_unlock(void) { pthread_mutex_unlock(&regs_lock); }
+void nl_epoll_after_fork(void) { pthread_mutex_init(&regs_lock, NULL); }
 static struct nl_epoll_reg **regs_by_fd;
 static size_t regs_cap;
 

@@ -30,6 +30,7 @@ static inline bool nl_started(void)
  * descriptors the child inherits (as after fork). Costs a getpid(), so
  * hooks ask only on paths that would touch state. */
 bool nl_in_vfork_child(void);
+void nl_owner_is_me(void); /* start-up, and a fork child */
 
 /* names.c: the host name the program resolved for an address, if any. */
 bool nl_names_lookup(const struct sockaddr *addr, char *host, size_t len);
@@ -40,6 +41,16 @@ struct nl_epoll_saved;
 struct nl_epoll_saved *nl_epoll_detach(int fd);
 void nl_epoll_reattach(int fd, struct nl_epoll_saved *saved);
 void nl_epoll_forget_fd(int fd);
+
+/* fork (forking.c): each table's lock held across fork, released in the
+ * parent, made new in the child. */
+void nl_epoll_fork_lock(void);
+void nl_epoll_fork_unlock(void);
+void nl_epoll_after_fork(void);
+void nl_names_fork_lock(void);
+void nl_names_fork_unlock(void);
+void nl_names_after_fork(void);
+void nl_forking_install(void);
 
 /* process.c */
 void nl_hooks_install_exit_handler(void);

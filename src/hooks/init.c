@@ -66,8 +66,8 @@ static void rounds_from_env(void)
 
 bool nl_started_flag;
 /* The process whose memory this is: set at start-up and in every fork
- * child (pthread_atfork). vfork and CLONE_VM children run no atfork
- * handler, so their getpid() differs from it. */
+ * child (forking.c). vfork and CLONE_VM children run no atfork handler,
+ * so their getpid() differs from it. */
 static pid_t owner_pid;
 
 bool nl_in_vfork_child(void)
@@ -76,11 +76,11 @@ bool nl_in_vfork_child(void)
     return owner != 0 && (pid_t)syscall(SYS_getpid) != owner;
 }
 
-static void after_fork_child(void)
+void nl_owner_is_me(void)
 {
     __atomic_store_n(&owner_pid, (pid_t)syscall(SYS_getpid), __ATOMIC_RELAXED);
-    nl_engine_fork_child();
 }
+
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static __thread bool starting; /* this thread is inside start_up() */
 
@@ -112,8 +112,8 @@ static void start_up(void)
     if (nl_keylog_attach(policy, err, sizeof(err)) != 0)
         refuse_to_start(err);
     nl_policy = policy;
-    owner_pid = (pid_t)syscall(SYS_getpid);
-    pthread_atfork(nl_engine_fork_prepare, nl_engine_fork_parent, after_fork_child);
+    nl_owner_is_me();
+    nl_forking_install();
     nl_hooks_install_exit_handler();
     nl_debug("policy %s loaded: %zu rule(s), default action %s", policy->path, policy->n_rules,
              nl_action_name(policy->settings.default_action));

@@ -25,6 +25,10 @@ struct name_entry {
 };
 
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void nl_names_fork_lock(void) { pthread_mutex_lock(&names_lock); }
+void nl_names_fork_unlock(void) { pthread_mutex_unlock(&names_lock); }
+void nl_names_after_fork(void) { pthread_mutex_init(&names_lock, NULL); }
 static struct name_entry names[NAMES_KEPT];
 static size_t names_next;
 

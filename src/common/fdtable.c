@@ -151,6 +151,25 @@ void nl_wrapped_remove(int fd)
     pthread_mutex_unlock(&table_lock);
 }
 
+void nl_wrapped_remove_range(unsigned first, unsigned last)
+{
+    if (!nl_wrapped_any())
+        return;
+    pthread_mutex_lock(&table_lock);
+    /* Only as far as the table reaches: closefrom(n) means up to ~0U. */
+    size_t end = (size_t)last + 1 < wrapped_cap ? (size_t)last + 1 : wrapped_cap;
+    for (size_t fd = first; fd < end; fd++) {
+        if (wrapped[fd] == NULL)
+            continue;
+        sock_put_locked(wrapped[fd]);
+        wrapped[fd] = NULL;
+        atomic_fetch_sub(&wrapped_count, 1);
+        if (fd < HINT_FDS)
+            atomic_store(&wrapped_hint[fd], 0);
+    }
+    pthread_mutex_unlock(&table_lock);
+}
+
 void nl_wrapped_dup(int oldfd, int newfd)
 {
     struct nl_sock *s = nl_wrapped_get(oldfd);

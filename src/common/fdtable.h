@@ -37,6 +37,9 @@ void nl_sock_put(struct nl_sock *s);
 int nl_wrapped_add(int fd, struct nl_sock *s);
 struct nl_sock *nl_wrapped_get(int fd);
 void nl_wrapped_remove(int fd);
+/* Every wrapped descriptor in [first, last]: a walk of the table, not of
+ * the number space. */
+void nl_wrapped_remove_range(unsigned first, unsigned last);
 void nl_wrapped_dup(int oldfd, int newfd);
 bool nl_wrapped_any(void);
 /* False when fd is surely not wrapped; takes no lock (async-signal-safe). */

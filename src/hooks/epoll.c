@@ -116,6 +116,27 @@ void nl_epoll_reattach(int fd, struct nl_epoll_saved *saved)
     free(saved);
 }
 
+void nl_epoll_forget_range(unsigned first, unsigned last)
+{
+    struct nl_epoll_reg *gone = NULL;
+    pthread_mutex_lock(&regs_lock);
+    size_t end = (size_t)last + 1 < regs_cap ? (size_t)last + 1 : regs_cap;
+    for (size_t fd = first; fd < end; fd++) {
+        while (regs_by_fd[fd] != NULL) {
+            struct nl_epoll_reg *r = regs_by_fd[fd];
+            regs_by_fd[fd] = r->next;
+            r->next = gone;
+            gone = r;
+        }
+    }
+    pthread_mutex_unlock(&regs_lock);
+    while (gone) {
+        struct nl_epoll_reg *next = gone->next;
+        free(gone);
+        gone = next;
+    }
+}
+
 void nl_epoll_forget_fd(int fd)
 {
     pthread_mutex_lock(&regs_lock);

@@ -82,10 +82,12 @@ static int nl_close_range(unsigned first, unsigned last, int flags)
         int guard = nl_guard_next(from, last);
         unsigned to = guard < 0 ? last : (unsigned)guard - 1;
         if (guard < 0 || (unsigned)guard > from) {
-            for (unsigned fd = from; fd <= to && fd < (unsigned)INT_MAX; fd++) {
-                if (!nl_wrapped_any())
-                    break;
-                nl_wrapped_remove((int)fd);
+            /* Forgotten before the close, so that a number reused by
+             * another thread at once is not forgotten after it.
+             * CLOSE_RANGE_CLOEXEC leaves them open: they stay wrapped. */
+            if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+                nl_wrapped_remove_range(from, to);
+                nl_epoll_forget_range(from, to);
             }
             if (real_close_range(from, to, flags) != 0)
                 return -1;

@@ -41,6 +41,7 @@ struct nl_epoll_saved;
 struct nl_epoll_saved *nl_epoll_detach(int fd);
 void nl_epoll_reattach(int fd, struct nl_epoll_saved *saved);
 void nl_epoll_forget_fd(int fd);
+void nl_epoll_forget_range(unsigned first, unsigned last);
 
 /* fork (forking.c): each table's lock held across fork, released in the
  * parent, made new in the child. */

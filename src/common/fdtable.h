@@ -24,6 +24,7 @@ struct nl_sock {
     int so_error;                    /* failure to report once via SO_ERROR */
     int failure;                     /* the failure, kept for a repeated connect() */
     bool established;                /* every layer is up */
+    bool shut_wr;                    /* the program called shutdown(SHUT_WR) (atomic) */
     void *engine_conn;               /* the engine's connection, or NULL */
     dev_t dev;                       /* identity of the program's end */
     ino_t ino;

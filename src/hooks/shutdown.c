@@ -5,7 +5,10 @@
  * program's end must stay able to carry the byte that lets the engine
  * report a later failure or truncation as ECONNRESET rather than a clean
  * EOF (see engine/reset.c). SHUT_RD is applied to the program's end as is.
- * A write after shutdown(SHUT_WR) is not sent.
+ * A write after shutdown(SHUT_WR) fails with EPIPE (and SIGPIPE), as the
+ * kernel's would: write.c checks shut_wr for write, send and sendto.
+ * (writev, sendmsg and sendfile are not hooked: what they write after it
+ * is dropped by the engine, never sent.)
  *
  * errno contract: the kernel's; a descriptor this process's engine does not
  * serve (e.g. inherited across fork) gets the real shutdown. */
@@ -29,6 +32,8 @@ static int nl_shutdown(int fd, int how)
         return nl_real.shutdown(fd, how);
     }
     int handled = nl_engine_half_close(s);
+    if (handled)
+        __atomic_store_n(&s->shut_wr, true, __ATOMIC_RELEASE);
     nl_sock_put(s);
     if (!handled)
         return nl_real.shutdown(fd, how);

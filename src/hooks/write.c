@@ -17,6 +17,8 @@
  * errno contract: the kernel's, from the socketpair, for everything the
  * fast path did not take. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,17 +29,30 @@
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
-/* How much of buf the fast path took: -1 if none was tried. */
+#define SHUT_FOR_WRITING (-2)
+
+/* How much of buf the fast path took: -1 if none was tried,
+ * SHUT_FOR_WRITING after the program's shutdown(SHUT_WR). */
 static ssize_t try_direct(int fd, const void *buf, size_t len)
 {
-    if (len == 0 || !nl_wrapped_maybe(fd) || nl_in_vfork_child())
+    if (!nl_wrapped_maybe(fd) || nl_in_vfork_child())
         return -1;
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL)
         return -1;
-    ssize_t taken = nl_engine_write_direct(s, buf, len);
+    bool shut = __atomic_load_n(&s->shut_wr, __ATOMIC_ACQUIRE);
+    ssize_t taken = shut ? SHUT_FOR_WRITING : len == 0 ? -1 : nl_engine_write_direct(s, buf, len);
     nl_sock_put(s);
     return taken;
+}
+
+/* What the kernel answers a write on a socket shut for writing. */
+static ssize_t broken_pipe(int flags)
+{
+    if (!(flags & MSG_NOSIGNAL))
+        pthread_kill(pthread_self(), SIGPIPE);
+    errno = EPIPE;
+    return -1;
 }
 
 /* After the direct path took `taken` of len bytes (0 <= taken < len),
@@ -61,6 +76,8 @@ NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
     if (!nl_started())
         return nl_real.write(fd, buf, len);
     ssize_t taken = try_direct(fd, buf, len);
+    if (taken == SHUT_FOR_WRITING)
+        return broken_pipe(0);
     if (taken < 0)
         return nl_real.write(fd, buf, len);
     return (size_t)taken == len ? taken : send_rest(fd, buf, len, taken, 0);
@@ -70,7 +87,9 @@ NL_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
     if (!nl_started())
         return nl_real.send(fd, buf, len, flags);
-    ssize_t taken = (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? -1 : try_direct(fd, buf, len);
+    ssize_t taken = try_direct(fd, buf, (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? 0 : len);
+    if (taken == SHUT_FOR_WRITING)
+        return broken_pipe(flags);
     if (taken < 0)
         return nl_real.send(fd, buf, len, flags);
     return (size_t)taken == len ? taken : send_rest(fd, buf, len, taken, flags);

@@ -3,6 +3,7 @@
  * updates are rare (connect, accept, close of a wrapped socket) and the
  * common case of an untracked descriptor is answered without the lock. */
 #include "common/fdtable.h"
+#include "common/locking.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,8 +33,8 @@ static atomic_int guarded_count;
 void nl_fdtable_lock(void) { pthread_mutex_lock(&table_lock); }
 void nl_fdtable_unlock(void) { pthread_mutex_unlock(&table_lock); }
 void nl_fdtable_after_fork(void) { pthread_mutex_init(&table_lock, NULL); }
-void nl_sock_lock(void) { pthread_mutex_lock(&table_lock); }
-void nl_sock_unlock(void) { pthread_mutex_unlock(&table_lock); }
+void nl_sock_lock(void) { nl_mutex_lock(&table_lock); }
+void nl_sock_unlock(void) { nl_mutex_unlock(&table_lock); }
 
 static int grow(void **array, size_t *cap, size_t elem, size_t need)
 {
@@ -70,9 +71,9 @@ static void sock_put_locked(struct nl_sock *s)
 
 void nl_sock_put(struct nl_sock *s)
 {
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     sock_put_locked(s);
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
 }
 
 int nl_wrapped_add(int fd, struct nl_sock *s)
@@ -80,9 +81,9 @@ int nl_wrapped_add(int fd, struct nl_sock *s)
     struct stat st;
     if (fstat(fd, &st) != 0)
         return -1;
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     if (grow((void **)&wrapped, &wrapped_cap, sizeof(*wrapped), (size_t)fd) != 0) {
-        pthread_mutex_unlock(&table_lock);
+        nl_mutex_unlock(&table_lock);
         errno = ENOMEM;
         return -1;
     }
@@ -96,7 +97,7 @@ int nl_wrapped_add(int fd, struct nl_sock *s)
     wrapped[fd] = s;
     if (fd < HINT_FDS)
         atomic_store(&wrapped_hint[fd], 1);
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
     return 0;
 }
 
@@ -117,12 +118,12 @@ struct nl_sock *nl_wrapped_get(int fd)
     if (fd < 0 || !nl_wrapped_any())
         return NULL;
     struct nl_sock *s = NULL;
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     if ((size_t)fd < wrapped_cap && wrapped[fd] != NULL) {
         s = wrapped[fd];
         s->refs++;
     }
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
     if (s == NULL)
         return NULL;
     /* The number may have been closed behind our back (a raw syscall, exec)
@@ -140,7 +141,7 @@ void nl_wrapped_remove(int fd)
 {
     if (fd < 0 || !nl_wrapped_any())
         return;
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     if ((size_t)fd < wrapped_cap && wrapped[fd] != NULL) {
         sock_put_locked(wrapped[fd]);
         wrapped[fd] = NULL;
@@ -148,14 +149,14 @@ void nl_wrapped_remove(int fd)
         if (fd < HINT_FDS)
             atomic_store(&wrapped_hint[fd], 0);
     }
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
 }
 
 void nl_wrapped_remove_range(unsigned first, unsigned last)
 {
     if (!nl_wrapped_any())
         return;
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     /* Only as far as the table reaches: closefrom(n) means up to ~0U. */
     size_t end = (size_t)last + 1 < wrapped_cap ? (size_t)last + 1 : wrapped_cap;
     for (size_t fd = first; fd < end; fd++) {
@@ -167,7 +168,7 @@ void nl_wrapped_remove_range(unsigned first, unsigned last)
         if (fd < HINT_FDS)
             atomic_store(&wrapped_hint[fd], 0);
     }
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
 }
 
 void nl_wrapped_dup(int oldfd, int newfd)
@@ -185,33 +186,33 @@ void nl_guard_add(int fd)
 {
     if (fd < 0)
         return;
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     if (grow((void **)&guarded, &guarded_cap, 1, (size_t)fd) == 0 && !guarded[fd]) {
         guarded[fd] = 1;
         atomic_fetch_add(&guarded_count, 1);
     }
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
 }
 
 void nl_guard_remove(int fd)
 {
     if (fd < 0)
         return;
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     if ((size_t)fd < guarded_cap && guarded[fd]) {
         guarded[fd] = 0;
         atomic_fetch_sub(&guarded_count, 1);
     }
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
 }
 
 bool nl_guard_has(int fd)
 {
     if (fd < 0 || atomic_load(&guarded_count) == 0)
         return false;
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     bool has = (size_t)fd < guarded_cap && guarded[fd];
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
     return has;
 }
 
@@ -220,13 +221,13 @@ int nl_guard_next(unsigned from, unsigned last)
     if (atomic_load(&guarded_count) == 0)
         return -1;
     int found = -1;
-    pthread_mutex_lock(&table_lock);
+    nl_mutex_lock(&table_lock);
     for (size_t fd = from; fd < guarded_cap && fd <= last; fd++)
         if (guarded[fd]) {
             found = (int)fd;
             break;
         }
-    pthread_mutex_unlock(&table_lock);
+    nl_mutex_unlock(&table_lock);
     return found;
 }
 

@@ -6,6 +6,7 @@
  * epoll_wait, so fork (which takes the lock in prepare) always sees the
  * engine between events, never inside OpenSSL. */
 #include "engine/engine.h"
+#include "common/locking.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -145,13 +146,13 @@ static void *engine_main(void *arg)
 {
     (void)arg;
     struct epoll_event evs[64];
-    pthread_mutex_lock(&engine.lock);
+    nl_mutex_lock(&engine.lock);
     for (;;) {
         int timeout = next_timeout_ms(nl_now_ms());
         unsigned epoch = engine.epoch;
-        pthread_mutex_unlock(&engine.lock);
+        nl_mutex_unlock(&engine.lock);
         int n = epoll_wait(engine.epfd, evs, (int)NL_ARRAY_LEN(evs), timeout);
-        pthread_mutex_lock(&engine.lock);
+        nl_mutex_lock(&engine.lock);
         while (engine.frozen)
             pthread_cond_wait(&engine.changed, &engine.lock);
         if (epoch != engine.epoch)
@@ -181,7 +182,7 @@ static void *engine_main(void *arg)
         if (relay_mode && engine.n_conns == 0)
             break;
     }
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
     return NULL;
 }
 
@@ -224,10 +225,10 @@ static int start_engine(void)
 int nl_engine_submit(const struct nl_conn_spec *spec)
 {
     pthread_once(&cond_once, init_cond);
-    pthread_mutex_lock(&engine.lock);
+    nl_mutex_lock(&engine.lock);
     if (!engine.running && start_engine() != 0) {
         int saved = errno;
-        pthread_mutex_unlock(&engine.lock);
+        nl_mutex_unlock(&engine.lock);
         nl_error("cannot start the engine: %s", strerror(saved));
         errno = saved;
         return -1;
@@ -235,7 +236,7 @@ int nl_engine_submit(const struct nl_conn_spec *spec)
     struct nl_conn *c = nl_conn_new(spec, nl_policy->settings.handshake_timeout_ms);
     if (c == NULL) {
         int saved = errno;
-        pthread_mutex_unlock(&engine.lock);
+        nl_mutex_unlock(&engine.lock);
         errno = saved;
         return -1;
     }
@@ -254,7 +255,7 @@ int nl_engine_submit(const struct nl_conn_spec *spec)
     c->app.events = 0;
     set_interest(&c->tcp);
     set_interest(&c->app);
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
     return 0;
 }
 
@@ -288,7 +289,7 @@ void nl_engine_drain_at_exit(void)
     if (!engine.running)
         return;
     pthread_once(&cond_once, init_cond);
-    pthread_mutex_lock(&engine.lock);
+    nl_mutex_lock(&engine.lock);
     uint64_t deadline = nl_now_ms() + nl_policy->settings.linger_ms;
     for (struct nl_conn *c = engine.conns; c; c = c->next)
         nl_conn_begin_exit(c, deadline);
@@ -312,7 +313,7 @@ void nl_engine_drain_at_exit(void)
     if (engine.n_conns > 0)
         nl_warn("exit: %zu connection(s) not closed within linger_ms (%u ms)", engine.n_conns,
                 nl_policy->settings.linger_ms);
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
 }
 
 void nl_engine_fork_prepare(void)
@@ -399,7 +400,7 @@ int nl_engine_relocate_fd(int fd)
     int r = -1;
     if (fd == nl_log_fd())
         return nl_log_relocate();
-    pthread_mutex_lock(&engine.lock);
+    nl_mutex_lock(&engine.lock);
     if (fd == engine.wakefd) {
         /* epoll holds the file, not the number: re-register the new one. */
         nl_real.epoll_ctl(engine.epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -419,7 +420,7 @@ int nl_engine_relocate_fd(int fd)
                 r = move_plain(&c->prog_hold);
         }
     }
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
     return r;
 }
 
@@ -456,7 +457,7 @@ static void relay_main(void)
     engine.running = true;
     engine.frozen = false; /* the parent's freeze was copied by fork */
     relay_mode = true;
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
     /* engine_main returns only when the last connection is gone. */
     engine_main(NULL);
     nl_real._exit(0);
@@ -470,9 +471,9 @@ bool nl_engine_handoff_before_exec(void)
     pthread_once(&cond_once, init_cond);
     if (!engine.running)
         return false;
-    pthread_mutex_lock(&engine.lock);
+    nl_mutex_lock(&engine.lock);
     if (engine.n_conns == 0) {
-        pthread_mutex_unlock(&engine.lock);
+        nl_mutex_unlock(&engine.lock);
         return false;
     }
     relay_forking = true;
@@ -480,20 +481,20 @@ bool nl_engine_handoff_before_exec(void)
      * must not read a byte more, even in the moment the lock is free. */
     engine.frozen = true;
     /* fork() runs our atfork handlers, which take the lock themselves. */
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
     pid_t pid = fork();
     if (pid == 0) {
-        pthread_mutex_lock(&engine.lock);
+        nl_mutex_lock(&engine.lock);
         relay_main();
     }
-    pthread_mutex_lock(&engine.lock);
+    nl_mutex_lock(&engine.lock);
     relay_forking = false;
     if (pid < 0) {
         nl_warn("exec: cannot start a relay (%s); wrapped connections end at exec",
                 strerror(errno));
         engine.frozen = false;
         pthread_cond_broadcast(&engine.changed);
-        pthread_mutex_unlock(&engine.lock);
+        nl_mutex_unlock(&engine.lock);
         return false;
     }
     return true;
@@ -516,7 +517,7 @@ void nl_engine_exec_failed(void)
     engine.epoch++;
     engine.frozen = false;
     pthread_cond_broadcast(&engine.changed);
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
 }
 
 int nl_engine_half_close(struct nl_sock *s)
@@ -524,7 +525,7 @@ int nl_engine_half_close(struct nl_sock *s)
     int found = 0;
     if (!engine.running)
         return 0;
-    pthread_mutex_lock(&engine.lock);
+    nl_mutex_lock(&engine.lock);
     nl_sock_lock();
     struct nl_conn *c = s->engine_conn;
     nl_sock_unlock();
@@ -534,7 +535,7 @@ int nl_engine_half_close(struct nl_sock *s)
         wake();
         found = 1;
     }
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
     return found;
 }
 
@@ -546,7 +547,7 @@ ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
      * fast and keeps connections from waiting on each other (and the
      * handshake's timing stays the engine's: takes_direct wants every
      * layer up). */
-    if (pthread_mutex_trylock(&engine.lock) != 0)
+    if (nl_mutex_trylock(&engine.lock) != 0)
         return -1;
     ssize_t taken = -1;
     nl_sock_lock();
@@ -564,6 +565,6 @@ ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
             engine.epoch++; /* the engine thread may hold events for it */
         settle(c);
     }
-    pthread_mutex_unlock(&engine.lock);
+    nl_mutex_unlock(&engine.lock);
     return taken;
 }

@@ -2,6 +2,7 @@
  * for a key replaces the older one, and a full table replaces its oldest
  * entry, so memory stays bounded. */
 #include "engine/sessions.h"
+#include "common/locking.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -60,14 +61,14 @@ static int on_new_session(SSL *ssl, SSL_SESSION *session)
     const char *key = SSL_get_ex_data(ssl, key_index);
     if (key == NULL || !SSL_SESSION_is_resumable(session))
         return 0;
-    pthread_mutex_lock(&cache_lock);
+    nl_mutex_lock(&cache_lock);
     struct session_entry *e = slot_for(key);
     if (e->session != NULL)
         SSL_SESSION_free(e->session);
     snprintf(e->key, sizeof(e->key), "%s", key);
     e->session = session;
     e->stamp = ++clock_ticks;
-    pthread_mutex_unlock(&cache_lock);
+    nl_mutex_unlock(&cache_lock);
     return 1;
 }
 
@@ -97,13 +98,13 @@ void nl_sessions_prepare(SSL *ssl, size_t layer, const char *name, const struct 
      * and address pin the server. */
     snprintf(key, KEY_MAX, "%p|%zu|%s|%s", (void *)SSL_get_SSL_CTX(ssl), layer,
              name ? name : "", addr);
-    pthread_mutex_lock(&cache_lock);
+    nl_mutex_lock(&cache_lock);
     struct session_entry *e = find(key);
     if (e != NULL) {
         SSL_set_session(ssl, e->session); /* takes its own reference */
         e->stamp = ++clock_ticks;
     }
-    pthread_mutex_unlock(&cache_lock);
+    nl_mutex_unlock(&cache_lock);
     if (SSL_set_ex_data(ssl, key_index, key) != 1)
         free(key);
 }

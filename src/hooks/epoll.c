@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/real.h"
+#include "common/locking.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
@@ -56,7 +57,7 @@ static struct nl_epoll_reg **slot(int fd, bool grow)
 
 static void record(int epfd, int op, int fd, const struct epoll_event *ev)
 {
-    pthread_mutex_lock(&regs_lock);
+    nl_mutex_lock(&regs_lock);
     struct nl_epoll_reg **head = slot(fd, op == EPOLL_CTL_ADD);
     if (head != NULL) {
         struct nl_epoll_reg **p = head;
@@ -75,17 +76,17 @@ static void record(int epfd, int op, int fd, const struct epoll_event *ev)
                 (*p)->ev = *ev;
         }
     }
-    pthread_mutex_unlock(&regs_lock);
+    nl_mutex_unlock(&regs_lock);
 }
 
 struct nl_epoll_saved *nl_epoll_detach(int fd)
 {
-    pthread_mutex_lock(&regs_lock);
+    nl_mutex_lock(&regs_lock);
     struct nl_epoll_reg **head = slot(fd, false);
     struct nl_epoll_reg *list = head ? *head : NULL;
     if (head)
         *head = NULL;
-    pthread_mutex_unlock(&regs_lock);
+    nl_mutex_unlock(&regs_lock);
     if (list == NULL)
         return NULL;
     struct nl_epoll_saved *saved = malloc(sizeof(*saved));
@@ -119,7 +120,7 @@ void nl_epoll_reattach(int fd, struct nl_epoll_saved *saved)
 void nl_epoll_forget_range(unsigned first, unsigned last)
 {
     struct nl_epoll_reg *gone = NULL;
-    pthread_mutex_lock(&regs_lock);
+    nl_mutex_lock(&regs_lock);
     size_t end = (size_t)last + 1 < regs_cap ? (size_t)last + 1 : regs_cap;
     for (size_t fd = first; fd < end; fd++) {
         while (regs_by_fd[fd] != NULL) {
@@ -129,7 +130,7 @@ void nl_epoll_forget_range(unsigned first, unsigned last)
             gone = r;
         }
     }
-    pthread_mutex_unlock(&regs_lock);
+    nl_mutex_unlock(&regs_lock);
     while (gone) {
         struct nl_epoll_reg *next = gone->next;
         free(gone);
@@ -139,12 +140,12 @@ void nl_epoll_forget_range(unsigned first, unsigned last)
 
 void nl_epoll_forget_fd(int fd)
 {
-    pthread_mutex_lock(&regs_lock);
+    nl_mutex_lock(&regs_lock);
     struct nl_epoll_reg **head = slot(fd, false);
     struct nl_epoll_reg *list = head ? *head : NULL;
     if (head)
         *head = NULL;
-    pthread_mutex_unlock(&regs_lock);
+    nl_mutex_unlock(&regs_lock);
     while (list) {
         struct nl_epoll_reg *next = list->next;
         free(list);

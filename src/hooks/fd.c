@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/fdtable.h"
+#include "common/locking.h"
 #include "common/real.h"
 #include "engine/engine.h"
 #include "hooks/export.h"
@@ -23,7 +24,11 @@
 
 static int nl_close(int fd)
 {
-    if (nl_in_vfork_child()) /* its own descriptor table, our memory */
+    /* A vfork child: its own descriptor table, our memory. A signal
+     * handler that interrupted nestls holding a lock: waiting for that
+     * lock would be forever (an entry left behind is caught later: every
+     * lookup checks the descriptor is still the same file). */
+    if (nl_in_vfork_child() || nl_lock_held_here())
         return nl_real.close(fd);
     if (nl_guard_has(fd)) {
         errno = EBADF;

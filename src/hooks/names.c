@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/real.h"
+#include "common/locking.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
@@ -43,12 +44,12 @@ static void remember(const char *host, int family, const void *addr)
     if (host == NULL || host[0] == '\0' || is_numeric_host(host) || strlen(host) >= 256)
         return;
     size_t n = family == AF_INET ? 4 : 16;
-    pthread_mutex_lock(&names_lock);
+    nl_mutex_lock(&names_lock);
     struct name_entry *e = &names[names_next++ % NAMES_KEPT];
     e->family = family;
     memcpy(e->addr, addr, n);
     snprintf(e->host, sizeof(e->host), "%s", host);
-    pthread_mutex_unlock(&names_lock);
+    nl_mutex_unlock(&names_lock);
 }
 
 bool nl_names_lookup(const struct sockaddr *sa, char *host, size_t len)
@@ -58,7 +59,7 @@ bool nl_names_lookup(const struct sockaddr *sa, char *host, size_t len)
                                          : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
     size_t n = family == AF_INET ? 4 : 16;
     bool found = false;
-    pthread_mutex_lock(&names_lock);
+    nl_mutex_lock(&names_lock);
     for (size_t i = 0; i < NAMES_KEPT && !found; i++) {
         /* newest first */
         struct name_entry *e = &names[(names_next + NAMES_KEPT - 1 - i) % NAMES_KEPT];
@@ -67,7 +68,7 @@ bool nl_names_lookup(const struct sockaddr *sa, char *host, size_t len)
             found = true;
         }
     }
-    pthread_mutex_unlock(&names_lock);
+    nl_mutex_unlock(&names_lock);
     return found;
 }
 

@@ -15,14 +15,31 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/locking.h"
 #include "common/real.h"
+#include "common/sys.h"
 #include "engine/engine.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
+/* _exit from a signal handler that interrupted nestls holding a lock (a
+ * direct write holds the engine's): the drain would wait for that lock
+ * forever. Exit at once instead; what this thread was writing at that
+ * moment may not reach the peer (said in the README's limits). */
+static bool exit_would_deadlock(void)
+{
+    if (!nl_lock_held_here())
+        return false;
+    static const char msg[] = "nestls: _exit inside a locked section (a signal handler): "
+                              "exiting without the drain\n";
+    ssize_t w = nl_sys_write(2, msg, sizeof(msg) - 1);
+    (void)w;
+    return true;
+}
+
 static void drain_at_exit(void)
 {
-    if (nl_in_vfork_child())
+    if (nl_in_vfork_child() || nl_lock_held_here())
         return;
     fflush(NULL); /* stdio on fdopen()ed sockets is flushed after atexit */
     nl_engine_drain_at_exit();
@@ -53,7 +70,7 @@ static int exec_returned(bool held, int r)
 
 NL_EXPORT void _exit(int status)
 {
-    if (!nl_started() || nl_in_vfork_child())
+    if (!nl_started() || nl_in_vfork_child() || exit_would_deadlock())
         nl_real._exit(status);
     nl_engine_drain_at_exit();
     nl_real._exit(status);
@@ -61,7 +78,7 @@ NL_EXPORT void _exit(int status)
 
 NL_EXPORT void _Exit(int status)
 {
-    if (!nl_started() || nl_in_vfork_child())
+    if (!nl_started() || nl_in_vfork_child() || exit_would_deadlock())
         nl_real._Exit(status);
     nl_engine_drain_at_exit();
     nl_real._Exit(status);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/fdtable.h"
+#include "common/locking.h"
 #include "common/real.h"
 #include "engine/engine.h"
 #include "hooks/export.h"
@@ -35,7 +36,7 @@
  * SHUT_FOR_WRITING after the program's shutdown(SHUT_WR). */
 static ssize_t try_direct(int fd, const void *buf, size_t len)
 {
-    if (!nl_wrapped_maybe(fd) || nl_in_vfork_child())
+    if (!nl_wrapped_maybe(fd) || nl_lock_held_here() || nl_in_vfork_child())
         return -1;
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL)
@@ -44,6 +45,25 @@ static ssize_t try_direct(int fd, const void *buf, size_t len)
     ssize_t taken = shut ? SHUT_FOR_WRITING : len == 0 ? -1 : nl_engine_write_direct(s, buf, len);
     nl_sock_put(s);
     return taken;
+}
+
+/* A signal handler that interrupted nestls's own locked section on this
+ * thread (a direct write holds the engine's lock) writes into the
+ * socketpair without waiting for that lock, and without blocking: the
+ * engine, which would drain the socketpair, waits for the very lock the
+ * interrupted code holds. So a full socketpair gives a short count or
+ * EAGAIN here, never a hang. Other descriptors are written as usual. */
+static bool in_locked_section(int fd)
+{
+    return nl_lock_held_here() && nl_wrapped_maybe(fd);
+}
+
+static ssize_t write_from_handler(int fd, const void *buf, size_t len, int flags)
+{
+    ssize_t n = nl_real.send(fd, buf, len, flags | MSG_DONTWAIT);
+    if (n < 0 && errno == ENOTSOCK)
+        return nl_real.write(fd, buf, len);
+    return n;
 }
 
 /* What the kernel answers a write on a socket shut for writing. */
@@ -75,6 +95,8 @@ NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     if (!nl_started())
         return nl_real.write(fd, buf, len);
+    if (in_locked_section(fd))
+        return write_from_handler(fd, buf, len, 0);
     ssize_t taken = try_direct(fd, buf, len);
     if (taken == SHUT_FOR_WRITING)
         return broken_pipe(0);
@@ -87,6 +109,8 @@ NL_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
     if (!nl_started())
         return nl_real.send(fd, buf, len, flags);
+    if (in_locked_section(fd))
+        return write_from_handler(fd, buf, len, flags);
     ssize_t taken = try_direct(fd, buf, (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? 0 : len);
     if (taken == SHUT_FOR_WRITING)
         return broken_pipe(flags);

@@ -1,0 +1,37 @@
+#!/usr/bin/env bats
+# Signal handlers that call write() and _exit() (async-signal-safe in
+# libc) on a wrapped socket while the main thread writes to it: wherever
+# the signal lands, even inside nestls's own locked section (a direct
+# write holds the engine's lock), nothing may wait for that lock. sigexit
+# fires SIGALRM 3,000 times a second; each handler writes to the socket
+# and the Nth calls _exit(0). Each run is bounded (10 s); before the fix
+# about one run in ten hung for ever.
+
+load helpers/common
+load helpers/peers
+
+setup() {
+    need_build
+    need_cmd python3
+    cd "$BATS_TEST_TMPDIR"
+    PORT=$(free_port)
+    server_policy server.yaml "$PORT" outer inner
+    nestls_bg sink "$POLICY" python3 "$HELPERS/sink.py" "$BATS_TEST_TMPDIR/sink" --port "$PORT" --hash-only
+    wait_for_port "$PORT"
+    client_policy client.yaml "$PORT" outer inner
+}
+
+@test "60 runs of handlers writing to a wrapped socket and calling _exit amid bulk writes: none hangs" {
+    local i hung=0 failed=0 rc
+    for ((i = 1; i <= 60; i++)); do
+        rc=0
+        timeout 10 "$NESTLS" run -p "$POLICY" -- "$TESTBIN/sigexit" "$PORT" 3000 $((5 + i * 5)) \
+            2>>client.err || rc=$?
+        if ((rc == 124)); then
+            hung=$((hung + 1))
+        elif ((rc != 0)); then
+            failed=$((failed + 1))
+        fi
+    done
+    ((hung == 0 && failed == 0)) || fail "$hung of 60 runs hung, $failed failed: $(sort client.err | uniq -c | head)"
+}

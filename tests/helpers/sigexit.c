@@ -1,0 +1,55 @@
+/* sigexit PORT HZ SIGNALS: signal handlers that write to a wrapped socket
+ * and then _exit, while the main thread writes to it.
+ *
+ * Connects to 127.0.0.1:PORT and writes 64 KiB blocks as fast as it can
+ * (nestls encrypts many of them in this very thread, holding the engine's
+ * lock while it does). A timer fires SIGALRM HZ times a second; its
+ * handler writes a few bytes to the same socket and, at the SIGNALS-th
+ * signal, calls _exit(0): both async-signal-safe, so both must work
+ * wherever the signal lands. A handler that blocked on a lock the
+ * interrupted code holds would hang here forever (the test bounds it). */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <sys/time.h>
+
+#include "netutil.h"
+
+static int sock = -1;
+static volatile sig_atomic_t fired, limit;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    ssize_t w = write(sock, "signal\n", 7);
+    (void)w;
+    if (++fired >= limit)
+        _exit(0);
+    errno = saved;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4)
+        return 2;
+    struct addrinfo *ai;
+    sock = tcp_socket_for("sigexit", "127.0.0.1", argv[1], 0, &ai);
+    if (sock < 0 || connect(sock, ai->ai_addr, ai->ai_addrlen) != 0) {
+        perror("sigexit: connect");
+        return 1;
+    }
+    freeaddrinfo(ai);
+    limit = atoi(argv[3]);
+    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+    sigaction(SIGALRM, &sa, NULL);
+    long usec = 1000000L / atol(argv[2]);
+    struct itimerval it = {{0, usec}, {0, usec}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    static char block[64 * 1024];
+    memset(block, 'x', sizeof(block));
+    for (;;)
+        if (write_all(sock, block, sizeof(block)) != 0 && errno != EINTR) {
+            perror("sigexit: write");
+            return 1;
+        }
+}

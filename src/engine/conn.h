@@ -131,6 +131,9 @@ void nl_conn_trim_if_idle(struct nl_conn *c, uint64_t now_ms);
  * should be on their way: a broken liveness invariant (see conn.c). */
 bool nl_conn_stranded(const struct nl_conn *c);
 
+/* See nl_engine_program_closed (engine lock held). */
+void nl_conn_program_closed(struct nl_conn *c);
+
 /* Process exit: finish once what the program already wrote is sent. */
 void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms);
 

@@ -520,6 +520,19 @@ void nl_engine_exec_failed(void)
     nl_mutex_unlock(&engine.lock);
 }
 
+void nl_engine_program_closed(struct nl_sock *s)
+{
+    if (!engine.running)
+        return;
+    nl_mutex_lock(&engine.lock);
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    if (c != NULL)
+        nl_conn_program_closed(c);
+    nl_mutex_unlock(&engine.lock);
+}
+
 int nl_engine_half_close(struct nl_sock *s)
 {
     int found = 0;

@@ -68,6 +68,12 @@ void nl_engine_fork_child(void);
 bool nl_engine_handoff_before_exec(void);
 void nl_engine_exec_failed(void);
 
+/* The program closed a descriptor of a wrapped socket whose layers are
+ * not up yet: the engine lets go of its own copy of the program's end, so
+ * that when no other copy is left (the program gave up on a non-blocking
+ * connect) the engine sees it and ends the connection at once. */
+void nl_engine_program_closed(struct nl_sock *s);
+
 /* The program's shutdown(SHUT_WR) on a wrapped socket this engine serves:
  * relay what it wrote, then close_notify on the innermost layer. Returns 1
  * when handled, 0 when no live connection of this process matches. */

@@ -34,6 +34,15 @@ static int nl_close(int fd)
         errno = EBADF;
         return -1;
     }
+    struct nl_sock *s = nl_wrapped_maybe(fd) ? nl_wrapped_get(fd) : NULL;
+    if (s != NULL) {
+        nl_sock_lock();
+        bool up = s->established;
+        nl_sock_unlock();
+        if (!up) /* maybe a connect given up: see nl_engine_program_closed */
+            nl_engine_program_closed(s);
+        nl_sock_put(s);
+    }
     nl_wrapped_remove(fd);
     nl_epoll_forget_fd(fd);
     return nl_real.close(fd);

@@ -3,7 +3,7 @@
  *
  * COUNT times: a non-blocking socket, connect() (EINPROGRESS expected),
  * MARKER and a newline written at once (it waits in the socket, as early
- * bytes do), then close(). Then it waits, up to 20 s, until it holds no
+ * bytes do; MARKER "-": nothing written), then close(). Then it waits, up to 20 s, until it holds no
  * more sockets than at the start, and stays alive meanwhile (so whoever
  * serves those connections in this process has to let go of them).
  *
@@ -11,6 +11,7 @@
  *   "descriptors at start D, sockets S"
  *   "connection K: connect: EINPROGRESS (...)" (or 0, "connected")
  *   "connection K: early write: N bytes" | "... early write: EAGAIN (...)"
+ *   | "connection K: no early write"
  *   "closed COUNT connections; sockets now S"
  *   "sockets left: S after T ms"
  *   "descriptors at the end D"
@@ -50,8 +51,10 @@ int main(int argc, char **argv)
         else
             printf("connection %d: connect: %s\n", k, errno_text(errno, e, sizeof(e)));
         freeaddrinfo(ai);
-        ssize_t n = write(fd, line, (size_t)len);
-        if (n >= 0)
+        ssize_t n = 0;
+        if (strcmp(argv[4], "-") == 0)
+            printf("connection %d: no early write\n", k);
+        else if ((n = write(fd, line, (size_t)len)) >= 0)
             printf("connection %d: early write: %zd bytes\n", k, n);
         else
             printf("connection %d: early write: %s\n", k, errno_text(errno, e, sizeof(e)));

@@ -65,18 +65,35 @@ struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_
     return c;
 }
 
-/* Every engine descriptor leaves epoll explicitly before it is closed: a
- * child forked a moment ago may still hold a copy of the file, and epoll
- * forgets a file only when its last copy closes. */
+/* A side the connection is done with. The connection does not close it
+ * itself: every engine descriptor must leave epoll before it is closed (a
+ * child forked a moment ago may hold a copy of the file, and epoll forgets
+ * a file only when its last copy closes), and epoll is the loop's. So the
+ * connection retires it, and the loop unregisters it and then calls
+ * nl_conn_close_retired. */
+static void retire_end(struct nl_conn_end *e)
+{
+    if (e->fd >= 0)
+        e->retired = true;
+}
+
 static void close_end(struct nl_conn_end *e)
 {
     if (e->fd < 0)
         return;
-    nl_engine_unwatch(e);
     nl_guard_remove(e->fd);
     nl_real.close(e->fd);
     e->fd = -1;
     e->registered = false;
+    e->retired = false;
+}
+
+void nl_conn_close_retired(struct nl_conn *c)
+{
+    if (c->tcp.retired)
+        close_end(&c->tcp);
+    if (c->app.retired)
+        close_end(&c->app);
 }
 
 void nl_conn_free(struct nl_conn *c)
@@ -148,13 +165,14 @@ void nl_conn_program_closed(struct nl_conn *c)
     c->prog_hold = -1;
 }
 
+/* The program's end says ECONNRESET once ours closes with the byte
+ * unread (engine/reset.c): poke it, then retire our end. */
 static void reset_program(struct nl_conn *c)
 {
-    if (c->app.fd < 0)
+    if (c->app.fd < 0 || c->app.retired)
         return;
-    nl_engine_unwatch(&c->app);
-    nl_reset_program_end(c->app.fd, c->prog_hold, c->prog_fd, c->sock);
-    c->app.fd = -1; /* closed by the reset */
+    nl_reset_poke(c->prog_hold, c->prog_fd, c->sock);
+    retire_end(&c->app);
 }
 
 static void finish(struct nl_conn *c, const char *reason)
@@ -455,7 +473,7 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
             return 0;
         nl_real.shutdown(c->tcp.fd, SHUT_WR);
         log_closed(c, "clean");
-        close_end(&c->app);
+        retire_end(&c->app);
         c->state = NL_CONN_LINGER;
         c->deadline_ms = now_ms + nl_policy->settings.linger_ms;
         return 1;

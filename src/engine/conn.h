@@ -43,6 +43,7 @@ struct nl_conn_end {
     uint32_t events;       /* interest the connection wants */
     uint32_t last_events;  /* interest epoll has */
     bool registered;
+    bool retired;          /* done with: the loop unregisters, then closes it */
 };
 
 struct nl_conn {
@@ -80,6 +81,9 @@ struct nl_conn {
 };
 
 struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_timeout_ms);
+/* Closes every descriptor the connection still has: the caller has taken
+ * them out of any epoll set first (or, in a fork child, knows the set is
+ * the parent's and must not be touched). */
 void nl_conn_free(struct nl_conn *c);
 
 /* Run the connection after an event on one of its sides (events as epoll
@@ -110,8 +114,9 @@ void nl_conn_free(struct nl_conn *c);
  * (real processes), and at run time by nl_conn_stranded. */
 void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms);
 
-/* Stop watching one side (before its descriptor is closed). */
-void nl_engine_unwatch(struct nl_conn_end *e);
+/* The loop's part in closing a side (see retire_end in conn.c): once it has
+ * taken every retired side out of its epoll set, this closes them. */
+void nl_conn_close_retired(struct nl_conn *c);
 
 /* The program's own thread writing straight into the onion and onto
  * TCP, skipping the socketpair and the engine thread (engine lock held).

@@ -32,17 +32,13 @@ static int copy_of_program_end(int prog_fd, const struct nl_sock *sock)
     return fd;
 }
 
-void nl_reset_program_end(int app_fd, int prog_hold, int prog_fd, struct nl_sock *sock)
+void nl_reset_poke(int prog_hold, int prog_fd, struct nl_sock *sock)
 {
-    if (app_fd < 0)
-        return;
     int prog = prog_hold >= 0 ? prog_hold : copy_of_program_end(prog_fd, sock);
     if (prog >= 0) {
         ssize_t n = nl_real.send(prog, "!", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)n; /* EAGAIN: the engine's end is already full of unread data */
     }
-    nl_guard_remove(app_fd);
-    nl_real.close(app_fd);
     if (prog >= 0 && prog != prog_hold)
         nl_real.close(prog);
 }

@@ -3,9 +3,11 @@
 
 #include "common/fdtable.h"
 
-/* Close the engine's end of a socketpair so that the program's end reports
- * ECONNRESET rather than a clean EOF: a truncated or failed TLS stream must
- * never look complete. Closes app_fd (and prog_hold, if >= 0). */
-void nl_reset_program_end(int app_fd, int prog_hold, int prog_fd, struct nl_sock *sock);
+/* Make the program's end report ECONNRESET once the engine's end closes:
+ * send one byte into the engine's end from a copy of the program's end
+ * (prog_hold, or a checked dup of prog_fd). The caller closes its end
+ * afterwards, with that byte unread. A truncated or failed TLS stream
+ * must never look complete. */
+void nl_reset_poke(int prog_hold, int prog_fd, struct nl_sock *sock);
 
 #endif

@@ -1,0 +1,73 @@
+/* The program's own threads entering the engine: a direct write (encrypt
+ * and send in the calling thread), a half-close, a close before the
+ * layers are up. Each takes the engine's lock, so the engine thread and
+ * the program never touch a connection at once. */
+#include <errno.h>
+
+#include "common/fdtable.h"
+#include "common/locking.h"
+#include "common/util.h"
+#include "engine/engine.h"
+#include "engine/engine_state.h"
+
+void nl_engine_program_closed(struct nl_sock *s)
+{
+    if (!nl_engine.running)
+        return;
+    nl_mutex_lock(&nl_engine.lock);
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    if (c != NULL)
+        nl_conn_program_closed(c);
+    nl_mutex_unlock(&nl_engine.lock);
+}
+
+int nl_engine_half_close(struct nl_sock *s)
+{
+    int found = 0;
+    if (!nl_engine.running)
+        return 0;
+    nl_mutex_lock(&nl_engine.lock);
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    if (c != NULL && c->state < NL_CONN_CLOSING && !c->app_eof) {
+        c->prog_shut_wr = true;
+        nl_engine.run_all = true; /* run every connection once */
+        nl_engine_wake();
+        found = 1;
+    }
+    nl_mutex_unlock(&nl_engine.lock);
+    return found;
+}
+
+ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
+{
+    if (!nl_engine.running || len == 0)
+        return -1;
+    /* Never waiting for the engine: when it is busy, the socketpair is as
+     * fast and keeps connections from waiting on each other (and the
+     * handshake's timing stays the engine's: takes_direct wants every
+     * layer up). */
+    if (nl_mutex_trylock(&nl_engine.lock) != 0)
+        return -1;
+    ssize_t taken = -1;
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    /* A connection is only freed under nl_engine.lock, so c stays valid. */
+    if (c != NULL && !nl_engine.frozen && !nl_engine.relay_mode && nl_conn_takes_direct(c)) {
+        /* A trimmed connection had no trim scheduled: once it is busy
+         * again, the engine must know to plan the next one. */
+        bool was_trimmed = c->trimmed;
+        taken = nl_conn_write_direct(c, buf, len, nl_now_ms());
+        if (was_trimmed)
+            nl_engine_wake();
+        if (c->state == NL_CONN_DONE)
+            nl_engine.epoch++; /* the engine thread may hold events for it */
+        nl_engine_settle(c);
+    }
+    nl_mutex_unlock(&nl_engine.lock);
+    return taken;
+}

@@ -1,0 +1,44 @@
+/* Inside the engine: its state and the loop's helpers, shared by the
+ * loop (engine.c), the program-thread entries (direct.c) and process life
+ * (lifecycle.c). Nothing outside src/engine/ includes this.
+ *
+ * Locking: nl_engine.lock guards the connection list and every
+ * connection. The engine thread holds it while it handles events and
+ * drops it only inside epoll_wait, so fork (which takes the lock first,
+ * see hooks/forking.c) always sees the engine between events, never
+ * inside OpenSSL. */
+#ifndef NESTLS_ENGINE_STATE_H
+#define NESTLS_ENGINE_STATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "engine/conn.h"
+
+struct nl_engine_state {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;  /* a connection ended (exit drain waits on it) */
+    bool running;
+    int epfd, wakefd;
+    struct nl_conn *conns;
+    size_t n_conns;
+    bool run_all;
+    unsigned epoch;  /* bumped when connections are freed outside the loop */
+    bool frozen;     /* exec hand-off: the relay owns the sockets; touch nothing */
+    bool relay_mode; /* this process is a relay: stop when idle */
+};
+
+extern struct nl_engine_state nl_engine;
+extern char nl_engine_wake_marker; /* epoll data of the wake-up eventfd */
+
+/* The condition variable is made once, on first use. */
+void nl_engine_init_once(void);
+void nl_engine_wake(void);
+void nl_engine_set_interest(struct nl_conn_end *e);
+void nl_engine_unregister(struct nl_conn_end *e);
+/* After running a connection: update its epoll interest or reap it. */
+void nl_engine_settle(struct nl_conn *c);
+/* The loop itself: returns only in a relay whose last connection ended. */
+void *nl_engine_main(void *arg);
+
+#endif

@@ -1,0 +1,256 @@
+/* Process life of the engine: the drain at exit, fork, the hand-off of
+ * live connections to a relay process before exec, and moving an engine
+ * descriptor off a number the program wants. (The order of every lock at
+ * fork is hooks/forking.c's.) */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/locking.h"
+#include "common/log.h"
+#include "common/real.h"
+#include "common/util.h"
+#include "engine/engine.h"
+#include "engine/engine_state.h"
+#include "engine/sessions.h"
+
+static bool relay_forking; /* fork() for the relay: the child keeps everything */
+
+void nl_engine_drain_at_exit(void)
+{
+    if (!nl_engine.running)
+        return;
+    nl_engine_init_once();
+    nl_mutex_lock(&nl_engine.lock);
+    uint64_t deadline = nl_now_ms() + nl_policy->settings.linger_ms;
+    for (struct nl_conn *c = nl_engine.conns; c; c = c->next)
+        nl_conn_begin_exit(c, deadline);
+    nl_engine.run_all = true;
+    nl_engine_wake();
+    while (nl_engine.n_conns > 0) {
+        uint64_t now = nl_now_ms();
+        if (now >= deadline + 50)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t wait_ms = deadline + 50 - now;
+        ts.tv_sec += (time_t)(wait_ms / 1000);
+        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&nl_engine.changed, &nl_engine.lock, &ts);
+    }
+    if (nl_engine.n_conns > 0)
+        nl_warn("exit: %zu connection(s) not closed within linger_ms (%u ms)", nl_engine.n_conns,
+                nl_policy->settings.linger_ms);
+    nl_mutex_unlock(&nl_engine.lock);
+}
+
+void nl_engine_fork_prepare(void)
+{
+    pthread_mutex_lock(&nl_engine.lock);
+}
+
+void nl_engine_fork_parent(void)
+{
+    pthread_mutex_unlock(&nl_engine.lock);
+}
+
+/* The child has no engine thread: the parent keeps serving every
+ * connection. Drop the child's copies of engine descriptors so that the
+ * parent's closes still reach the peers. */
+void nl_engine_fork_child(void)
+{
+    pthread_mutex_init(&nl_engine.lock, NULL);
+    if (relay_forking) { /* this child becomes the relay: keep everything */
+        for (struct nl_conn *c = nl_engine.conns; c; c = c->next)
+            c->waiter = NULL;
+        return;
+    }
+    for (struct nl_conn *c = nl_engine.conns, *next; c; c = next) {
+        next = c->next;
+        c->waiter = NULL;
+        /* The epoll instance is shared with the parent: removing an item
+         * here would remove it from the parent's set. Only drop copies. */
+        c->tcp.registered = c->app.registered = false;
+        nl_conn_free(c);
+    }
+    nl_engine.conns = NULL;
+    nl_engine.n_conns = 0;
+    if (nl_engine.epfd >= 0) {
+        nl_guard_remove(nl_engine.epfd);
+        nl_real.close(nl_engine.epfd);
+    }
+    if (nl_engine.wakefd >= 0) {
+        nl_guard_remove(nl_engine.wakefd);
+        nl_real.close(nl_engine.wakefd);
+    }
+    nl_engine.epfd = nl_engine.wakefd = -1;
+    nl_engine.running = false;
+    nl_engine.run_all = false;
+}
+
+static int move_end(struct nl_conn_end *e)
+{
+    int moved = fcntl(e->fd, F_DUPFD_CLOEXEC, e->fd + 1);
+    if (moved < 0)
+        return -1;
+    nl_guard_add(moved);
+    if (e->registered) {
+        struct epoll_event ev = {.events = e->last_events, .data.ptr = e};
+        nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_DEL, e->fd, NULL);
+        nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, moved, &ev);
+    }
+    if (e == &e->conn->tcp) {
+        nl_sock_lock();
+        if (e->conn->sock)
+            e->conn->sock->tcp_fd = moved;
+        nl_sock_unlock();
+    }
+    nl_guard_remove(e->fd);
+    nl_real.close(e->fd);
+    e->fd = moved;
+    return 0;
+}
+
+static int move_plain(int *fd)
+{
+    int moved = fcntl(*fd, F_DUPFD_CLOEXEC, *fd + 1);
+    if (moved < 0)
+        return -1;
+    nl_guard_add(moved);
+    nl_guard_remove(*fd);
+    nl_real.close(*fd);
+    *fd = moved;
+    return 0;
+}
+
+int nl_engine_relocate_fd(int fd)
+{
+    int r = -1;
+    if (fd == nl_log_fd())
+        return nl_log_relocate();
+    nl_mutex_lock(&nl_engine.lock);
+    if (fd == nl_engine.wakefd) {
+        /* epoll holds the file, not the number: re-register the new one. */
+        nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_DEL, fd, NULL);
+        r = move_plain(&nl_engine.wakefd);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &nl_engine_wake_marker};
+        nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, nl_engine.wakefd, &ev);
+    } else if (fd == nl_engine.epfd) {
+        r = move_plain(&nl_engine.epfd); /* a thread inside epoll_wait keeps the file */
+        nl_engine_wake();
+    } else {
+        for (struct nl_conn *c = nl_engine.conns; c && r != 0; c = c->next) {
+            if (c->tcp.fd == fd)
+                r = move_end(&c->tcp);
+            else if (c->app.fd == fd)
+                r = move_end(&c->app);
+            else if (c->prog_hold == fd)
+                r = move_plain(&c->prog_hold);
+        }
+    }
+    nl_mutex_unlock(&nl_engine.lock);
+    return r;
+}
+
+/* exec: a relay process keeps serving.
+ *
+ * fork() a child that keeps every connection (the child handler sees
+ * relay_forking), drops every descriptor that is not the engine's (so it
+ * holds no copy of the program's ends), rebuilds its own epoll set and runs
+ * the loop until the last connection ends. The parent forgets the
+ * connections without closing them on the wire, then execs. */
+static void relay_main(void)
+{
+    /* Everything but engine descriptors: the program's ends live on in
+     * the exec'd image only, so EOF still means "the program closed". */
+    if (nl_log_fd() <= 2)
+        nl_log_keep_for_relay();
+    nl_close_all_but_guarded();
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        nl_real._exit(1);
+    nl_guard_remove(nl_engine.epfd);
+    nl_real.close(nl_engine.epfd);
+    nl_engine.epfd = ep;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &nl_engine_wake_marker};
+    nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, nl_engine.wakefd, &ev);
+    for (struct nl_conn *c = nl_engine.conns; c; c = c->next) {
+        c->tcp.registered = c->app.registered = false;
+        c->tcp.events = c->tcp.last_events | EPOLLIN;
+        c->app.events = c->app.last_events | EPOLLIN;
+        nl_engine_set_interest(&c->tcp);
+        nl_engine_set_interest(&c->app);
+    }
+    nl_info("relay: serving %zu connection(s) across exec", nl_engine.n_conns);
+    nl_engine.running = true;
+    nl_engine.frozen = false; /* the parent's freeze was copied by fork */
+    nl_engine.relay_mode = true;
+    nl_mutex_unlock(&nl_engine.lock);
+    /* engine_main returns only when the last connection is gone. */
+    nl_engine_main(NULL);
+    nl_real._exit(0);
+}
+
+/* Returns true with the engine locked when connections were handed to a
+ * relay: the engine thread must not touch them again, so the lock is held
+ * until execve replaces this image (or nl_engine_exec_failed). */
+bool nl_engine_handoff_before_exec(void)
+{
+    nl_engine_init_once();
+    if (!nl_engine.running)
+        return false;
+    nl_mutex_lock(&nl_engine.lock);
+    if (nl_engine.n_conns == 0) {
+        nl_mutex_unlock(&nl_engine.lock);
+        return false;
+    }
+    relay_forking = true;
+    /* From here the relay child owns the sockets: this process's engine
+     * must not read a byte more, even in the moment the lock is free. */
+    nl_engine.frozen = true;
+    /* fork() runs our atfork handlers, which take the lock themselves. */
+    nl_mutex_unlock(&nl_engine.lock);
+    pid_t pid = fork();
+    if (pid == 0) {
+        nl_mutex_lock(&nl_engine.lock);
+        relay_main();
+    }
+    nl_mutex_lock(&nl_engine.lock);
+    relay_forking = false;
+    if (pid < 0) {
+        nl_warn("exec: cannot start a relay (%s); wrapped connections end at exec",
+                strerror(errno));
+        nl_engine.frozen = false;
+        pthread_cond_broadcast(&nl_engine.changed);
+        nl_mutex_unlock(&nl_engine.lock);
+        return false;
+    }
+    return true;
+}
+
+/* execve failed after a hand-off: the relay serves the connections now, so
+ * forget them here without a word on the wire, and make the engine thread
+ * drop the events it may hold for them. */
+void nl_engine_exec_failed(void)
+{
+    for (struct nl_conn *c = nl_engine.conns, *next; c; c = next) {
+        next = c->next;
+        nl_engine_unregister(&c->tcp);
+        nl_engine_unregister(&c->app);
+        c->waiter = NULL;
+        nl_conn_free(c);
+    }
+    nl_engine.conns = NULL;
+    nl_engine.n_conns = 0;
+    nl_engine.epoch++;
+    nl_engine.frozen = false;
+    pthread_cond_broadcast(&nl_engine.changed);
+    nl_mutex_unlock(&nl_engine.lock);
+}

@@ -2,7 +2,9 @@
 #ifndef NESTLS_LOG_H
 #define NESTLS_LOG_H
 
-#include "policy/policy.h"
+/* The levels, lowest number most severe. The policy's log_level setting
+ * names one (policy/ depends on common/, never the other way). */
+enum nl_log_level { NL_LOG_ERROR = 0, NL_LOG_WARN = 1, NL_LOG_INFO = 2, NL_LOG_DEBUG = 3 };
 
 /* Until nl_log_configure() runs, messages go to stderr at level info. */
 void nl_log_configure(enum nl_log_level level, const char *log_file);

@@ -14,12 +14,13 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 
+#include "common/log.h"
+
 #define NL_MAX_LAYERS 8
 #define NL_ERR_MAX 1024 /* size of error buffers handed to the loader */
 
 enum nl_role { NL_ROLE_ANY = 0, NL_ROLE_CLIENT = 1, NL_ROLE_SERVER = 2 };
 enum nl_action { NL_ACTION_WRAP = 0, NL_ACTION_PASSTHROUGH = 1, NL_ACTION_DENY = 2 };
-enum nl_log_level { NL_LOG_ERROR = 0, NL_LOG_WARN = 1, NL_LOG_INFO = 2, NL_LOG_DEBUG = 3 };
 
 /* Where something came from in the policy file (1-based, as editors count). */
 struct nl_pos {

@@ -32,6 +32,13 @@ main ran"
     assert_line --regexp '^uid: [0-9]+$'
 }
 
+@test "journalctl, linked with libaudit and libcap-ng through systemd's library, runs under nestls run" {
+    need_cmd journalctl
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- journalctl --version
+    assert_ok
+    assert_line --regexp '^systemd [0-9]+ '
+}
+
 @test "a connection made in another library's constructor is wrapped: the echo comes back through TLS" {
     need_cmd python3
     server_policy server.yaml "$PORT" outer

@@ -52,6 +52,7 @@ UNIT_LINK := $(filter-out $(BUILD)/obj/src/cli/%,$(CLI_OBJ)) \
 # is the engine loop), so it links that code and the real-libc table too.
 $(BUILD)/tests/test_relay: $(BUILD)/obj/src/engine/conn.o $(BUILD)/obj/src/engine/reset.o \
                            $(BUILD)/obj/src/common/real.o
+$(BUILD)/tests/test_epoll_registry: $(BUILD)/obj/src/hooks/epoll_registry.o
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $^ $(LDLIBS)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "hooks/epoll_registry.h"
 #include "policy/policy.h"
 
 /* init.c: every exported hook starts with
@@ -40,14 +41,9 @@ bool nl_names_lookup(const struct sockaddr *addr, char *host, size_t len);
 struct nl_epoll_saved;
 struct nl_epoll_saved *nl_epoll_detach(int fd);
 void nl_epoll_reattach(int fd, struct nl_epoll_saved *saved);
-void nl_epoll_forget_fd(int fd);
-void nl_epoll_forget_range(unsigned first, unsigned last);
 
 /* fork (forking.c): each table's lock held across fork, released in the
  * parent, made new in the child. */
-void nl_epoll_fork_lock(void);
-void nl_epoll_fork_unlock(void);
-void nl_epoll_after_fork(void);
 void nl_names_fork_lock(void);
 void nl_names_fork_unlock(void);
 void nl_names_after_fork(void);

@@ -10,13 +10,9 @@
 #include <stdarg.h>
 #include <yaml.h>
 
+#include "common/guard.h"
 #include "policy/policy.h"
 
-#define NL_GUARD(x)         \
-    do {                    \
-        if ((x) < 0)        \
-            return -1;      \
-    } while (0)
 
 struct nl_loader {
     const char *file;    /* as given to nl_policy_load: prefix of every error */

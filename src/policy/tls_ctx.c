@@ -44,17 +44,17 @@ static int setup_common(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer
     SSL_CTX_set_default_passwd_cb(ctx, nl_no_passphrase);
 
     const char *ciphers = layer->ciphers ? layer->ciphers : DEFAULT_TLS12_CIPHERS;
-    if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1)
-        return ssl_fail(L, node_or_layer(at->ciphers, at), "'ciphers'", ciphers);
+    NL_GUARD_OSSL(SSL_CTX_set_cipher_list(ctx, ciphers),
+                  ssl_fail(L, node_or_layer(at->ciphers, at), "'ciphers'", ciphers));
     if (layer->ciphersuites != NULL) {
         NL_GUARD(nl_check_ciphersuites(L, ctx, layer, at->ciphersuites));
-        if (SSL_CTX_set_ciphersuites(ctx, layer->ciphersuites) != 1)
-            return ssl_fail(L, at->ciphersuites, "'ciphersuites'", layer->ciphersuites);
+        NL_GUARD_OSSL(SSL_CTX_set_ciphersuites(ctx, layer->ciphersuites),
+                      ssl_fail(L, at->ciphersuites, "'ciphersuites'", layer->ciphersuites));
     }
     if (layer->groups != NULL) {
         NL_GUARD(nl_check_groups(L, ctx, layer, at->groups));
-        if (SSL_CTX_set1_groups_list(ctx, layer->groups) != 1)
-            return ssl_fail(L, at->groups, "'groups'", layer->groups);
+        NL_GUARD_OSSL(SSL_CTX_set1_groups_list(ctx, layer->groups),
+                      ssl_fail(L, at->groups, "'groups'", layer->groups));
     }
     return 0;
 }
@@ -63,10 +63,10 @@ static int setup_common(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer
 static int use_keypair(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer,
                        const struct nl_layer_nodes *at)
 {
-    if (SSL_CTX_use_certificate_chain_file(ctx, layer->cert) != 1)
-        return ssl_fail(L, at->cert, "'cert' file", written(at->cert, layer->cert));
-    if (SSL_CTX_use_PrivateKey_file(ctx, layer->key, SSL_FILETYPE_PEM) != 1)
-        return ssl_fail(L, at->key, "'key' file", written(at->key, layer->key));
+    NL_GUARD_OSSL(SSL_CTX_use_certificate_chain_file(ctx, layer->cert),
+                  ssl_fail(L, at->cert, "'cert' file", written(at->cert, layer->cert)));
+    NL_GUARD_OSSL(SSL_CTX_use_PrivateKey_file(ctx, layer->key, SSL_FILETYPE_PEM),
+                  ssl_fail(L, at->key, "'key' file", written(at->key, layer->key)));
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         return nl_fail(L, at->key, "key '%s' does not match cert '%s'",
@@ -81,12 +81,12 @@ static int setup_client(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer
     if (!layer->verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     } else if (layer->ca == NULL || strcmp(layer->ca, "system") == 0) {
-        if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-            return ssl_fail(L, node_or_layer(at->ca, at), "the system trust store", "system");
+        NL_GUARD_OSSL(SSL_CTX_set_default_verify_paths(ctx),
+                      ssl_fail(L, node_or_layer(at->ca, at), "the system trust store", "system"));
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     } else {
-        if (SSL_CTX_load_verify_locations(ctx, layer->ca, NULL) != 1)
-            return ssl_fail(L, at->ca, "'ca' file", written(at->ca, layer->ca));
+        NL_GUARD_OSSL(SSL_CTX_load_verify_locations(ctx, layer->ca, NULL),
+                      ssl_fail(L, at->ca, "'ca' file", written(at->ca, layer->ca)));
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
     if (layer->cert != NULL)
@@ -122,9 +122,9 @@ static int setup_server(struct nl_loader *L, SSL_CTX *ctx, struct nl_layer *laye
      * default): a client listing a weaker suite first does not get it. */
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (layer->client_ca != NULL && layer->verify) {
-        if (SSL_CTX_load_verify_locations(ctx, layer->client_ca, NULL) != 1)
-            return ssl_fail(L, at->client_ca, "'client_ca' file",
-                            written(at->client_ca, layer->client_ca));
+        NL_GUARD_OSSL(SSL_CTX_load_verify_locations(ctx, layer->client_ca, NULL),
+                      ssl_fail(L, at->client_ca, "'client_ca' file",
+                               written(at->client_ca, layer->client_ca)));
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(layer->client_ca);
         if (names == NULL)
             return ssl_fail(L, at->client_ca, "'client_ca' file",
@@ -138,8 +138,8 @@ static int setup_server(struct nl_loader *L, SSL_CTX *ctx, struct nl_layer *laye
     /* Sessions resume only within the same rule and layer. */
     char sid[SSL_MAX_SID_CTX_LENGTH];
     int n = snprintf(sid, sizeof(sid), "nestls/%zu/%zu", rule_index, layer_index);
-    if (SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid, (unsigned)n) != 1)
-        return ssl_fail(L, at->layer, "the session id context", sid);
+    NL_GUARD_OSSL(SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid, (unsigned)n),
+                  ssl_fail(L, at->layer, "the session id context", sid));
 
     if (layer->alpn_wire != NULL)
         SSL_CTX_set_alpn_select_cb(ctx, select_alpn, layer);

@@ -118,3 +118,16 @@ assert_recovered() {
     capture_stop 2
     assert_not_on_wire "$MARKER"
 }
+
+@test "client: after a non-blocking connect comes up, every descriptor number nestls let go of can be closed by the program" {
+    need_cmd python3
+    PORT=$(free_port)
+    server_policy server.yaml "$PORT" outer
+    nestls_bg echo "$POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
+    wait_for_port "$PORT"
+    client_policy client.yaml "$PORT" outer
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 "$HELPERS/lowlimit_fds.py" "$PORT"
+    assert_ok
+    assert_line --regexp '^closed [0-9]+ files, 0 failed$'
+    assert_line ok
+}

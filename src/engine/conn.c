@@ -96,6 +96,22 @@ void nl_conn_close_retired(struct nl_conn *c)
         close_end(&c->app);
 }
 
+/* Our copy of the program's end (hooks/connect.c) is a guarded engine
+ * descriptor like the others: it leaves the guard table when it closes,
+ * or the program could never close a file that later gets its number.
+ * give_back: restore the program end's send buffer first. */
+static void drop_prog_hold(struct nl_conn *c, bool give_back)
+{
+    if (c->prog_hold < 0)
+        return;
+    if (give_back && c->prog_sndbuf > 0)
+        nl_real.setsockopt(c->prog_hold, SOL_SOCKET, SO_SNDBUF, &c->prog_sndbuf,
+                           sizeof(c->prog_sndbuf));
+    nl_guard_remove(c->prog_hold);
+    nl_real.close(c->prog_hold);
+    c->prog_hold = -1;
+}
+
 void nl_conn_free(struct nl_conn *c)
 {
     nl_sock_lock();
@@ -106,8 +122,7 @@ void nl_conn_free(struct nl_conn *c)
     nl_sock_unlock();
     close_end(&c->tcp);
     close_end(&c->app);
-    if (c->prog_hold >= 0)
-        nl_real.close(c->prog_hold);
+    drop_prog_hold(c, false);
     nl_onion_free(&c->onion);
     if (c->sock)
         nl_sock_put(c->sock);
@@ -141,13 +156,7 @@ static void release_program_end(struct nl_conn *c)
             break;
         c->filler -= (size_t)n;
     }
-    if (c->prog_hold >= 0) {
-        if (c->prog_sndbuf > 0)
-            nl_real.setsockopt(c->prog_hold, SOL_SOCKET, SO_SNDBUF, &c->prog_sndbuf,
-                               sizeof(c->prog_sndbuf));
-        nl_real.close(c->prog_hold);
-        c->prog_hold = -1;
-    }
+    drop_prog_hold(c, true);
 }
 
 /* Our copy of the program's end keeps its file open through the
@@ -156,13 +165,8 @@ static void release_program_end(struct nl_conn *c)
  * back), so that the program's last close shows as a hang-up. */
 void nl_conn_program_closed(struct nl_conn *c)
 {
-    if (c->state >= NL_CONN_OPEN || c->prog_hold < 0)
-        return;
-    if (c->prog_sndbuf > 0)
-        nl_real.setsockopt(c->prog_hold, SOL_SOCKET, SO_SNDBUF, &c->prog_sndbuf,
-                           sizeof(c->prog_sndbuf));
-    nl_real.close(c->prog_hold);
-    c->prog_hold = -1;
+    if (c->state < NL_CONN_OPEN)
+        drop_prog_hold(c, true);
 }
 
 /* The program's end says ECONNRESET once ours closes with the byte

@@ -152,3 +152,11 @@ run_closemid() {
     assert_equal "$(grep -Ec "^nestls\[$(run_pid)\] info: rule 'client': client $ADDR -> $IP4:$PORT abandoned by the program before layer 1 was up$" <<<"$stderr")" 5
     refute_log "$stderr" ' error: '
 }
+
+@test "client: closing one copy of a connecting socket keeps the other copy unwritable until the layers are up" {
+    start_fault_server hs1 stall --count 1
+    run --separate-stderr nestls_run "$POLICY" python3 "$HELPERS/dup_then_close.py" "$PORT"
+    assert_ok
+    assert_output "not writable while the layers are not up
+ok"
+}

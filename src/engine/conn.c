@@ -161,12 +161,15 @@ static void release_program_end(struct nl_conn *c)
 
 /* Our copy of the program's end keeps its file open through the
  * handshake (see hooks/connect.c). When the program closes a descriptor of
- * it before the layers are up, let go of that copy (its send buffer given
- * back), so that the program's last close shows as a hang-up. */
+ * it before the layers are up, let go of that copy, so that the program's
+ * last close shows as a hang-up. Other copies may be left (a dup, even one
+ * made with fcntl, or a child's): their send buffer stays small and the
+ * filler stays queued, so they stay unwritable until the layers are up,
+ * as before; only the send buffer is not given back then. */
 void nl_conn_program_closed(struct nl_conn *c)
 {
     if (c->state < NL_CONN_OPEN)
-        drop_prog_hold(c, true);
+        drop_prog_hold(c, false);
 }
 
 /* The program's end says ECONNRESET once ours closes with the byte

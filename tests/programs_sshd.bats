@@ -44,6 +44,9 @@ ssh_through_tls() {
 }
 
 @test "ssh through a verified TLS layer into a wrapped sshd: 4 MiB through sha256sum, digests equal" {
+    # Seen under test-asan: sshd's seccomp sandbox kills its pre-auth child
+    # (signal 31, SIGSYS) for a system call the ASan runtime makes there.
+    [[ -z ${PRELOAD_FIRST:-} ]] || skip "sshd's seccomp sandbox kills the ASan runtime's system calls"
     head -c 4194304 /dev/urandom >data
     run --separate-stderr ssh_through_tls sha256sum <data
     assert_ok

@@ -445,6 +445,19 @@ static int take_from_app(struct nl_conn *c)
     return moved;
 }
 
+/* Bytes the program wrote after its shutdown(SHUT_WR) through calls
+ * nestls does not hook (writev, sendmsg, sendfile): never sent, as TCP
+ * would refuse them. Read and dropped before our end closes, or the
+ * program's end would report ECONNRESET instead of a clean EOF. */
+static void discard_late_writes(struct nl_conn *c)
+{
+    unsigned char junk[4096];
+    if (c->app_gone || c->app.fd < 0)
+        return;
+    while (recv(c->app.fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+        ;
+}
+
 static void begin_closing(struct nl_conn *c)
 {
     nl_onion_close_all(&c->onion);
@@ -480,6 +493,7 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
             return 0;
         nl_real.shutdown(c->tcp.fd, SHUT_WR);
         log_closed(c, "clean");
+        discard_late_writes(c);
         retire_end(&c->app);
         c->state = NL_CONN_LINGER;
         c->deadline_ms = now_ms + nl_policy->settings.linger_ms;
@@ -678,6 +692,7 @@ void nl_conn_trim_if_idle(struct nl_conn *c, uint64_t now_ms)
                  "moving them now - please report this", c->desc, dump,
                  c->app_gone && !c->app_eof ? "; the program's last bytes unread" : "");
         nl_conn_run(c, NULL, 0, now_ms);
+        mark_active(c, now_ms); /* at most one such line per quiet period */
         return;
     }
     /* Blocked either way, it is not idle: it holds data on purpose. */

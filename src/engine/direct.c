@@ -37,6 +37,9 @@ int nl_engine_half_close(struct nl_sock *s)
         nl_engine.run_all = true; /* run every connection once */
         nl_engine_wake();
         found = 1;
+        /* Before the lock is let go: a write racing this shutdown in
+         * another thread must already see it (hooks/write.c). */
+        __atomic_store_n(&s->shut_wr, true, __ATOMIC_RELEASE);
     }
     nl_mutex_unlock(&nl_engine.lock);
     return found;

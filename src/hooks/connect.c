@@ -205,10 +205,14 @@ static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t le
 {
     int family;
     if (addr != NULL && len >= sizeof(sa_family_t) &&
-        (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) && nl_is_tcp_socket(fd, &family) &&
-        nl_decide(NL_ROLE_CLIENT, addr, NULL).action != NL_ACTION_PASSTHROUGH) {
-        errno = EPERM;
-        return -1;
+        (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) && nl_is_tcp_socket(fd, &family)) {
+        /* Decided as the parent would: with the name resolved for it. */
+        char host[256];
+        const char *hostname = nl_names_lookup(addr, host, sizeof(host)) ? host : NULL;
+        if (nl_decide(NL_ROLE_CLIENT, addr, hostname).action != NL_ACTION_PASSTHROUGH) {
+            errno = EPERM;
+            return -1;
+        }
     }
     return nl_real.connect(fd, addr, len);
 }

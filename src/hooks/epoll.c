@@ -52,7 +52,9 @@ NL_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     if (!nl_started())
         return nl_real.epoll_ctl(epfd, op, fd, ev);
     int r = nl_real.epoll_ctl(epfd, op, fd, ev);
-    if (r == 0 && !nl_in_vfork_child())
+    /* Also in a vfork child: its epoll descriptor is the parent's epoll
+     * file, so what it changed there is what the record must say. */
+    if (r == 0)
         nl_epoll_record(epfd, op, fd, ev);
     return r;
 }

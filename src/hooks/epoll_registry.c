@@ -18,6 +18,7 @@ void nl_epoll_after_fork(void) { pthread_mutex_init(&regs_lock, NULL); }
 
 static struct nl_epoll_reg **regs_by_fd;
 static size_t regs_cap;
+
 /* Every epoll descriptor a registration names (a program has a few):
  * closing one must drop what was recorded for it, or a later epoll
  * descriptor on the same number would get registrations it never made. */
@@ -146,15 +147,33 @@ void nl_epoll_forget_range(unsigned first, unsigned last)
             gone = r;
         }
     }
-    int closing[16];
-    size_t n_closing = 0;
-    for (size_t i = 0; i < n_epfds && n_closing < NL_ARRAY_LEN(closing); i++)
-        if ((unsigned)epfds[i] >= first && (unsigned)epfds[i] <= last)
-            closing[n_closing++] = epfds[i];
     nl_mutex_unlock(&regs_lock);
-    for (size_t i = 0; i < n_closing; i++)
-        forget_epfd(closing[i]);
+    /* Epoll descriptors in the range: each forget_epfd drops one from the
+     * list, however many there are. */
+    for (;;) {
+        int epfd = -1;
+        nl_mutex_lock(&regs_lock);
+        for (size_t i = 0; i < n_epfds && epfd < 0; i++)
+            if ((unsigned)epfds[i] >= first && (unsigned)epfds[i] <= last)
+                epfd = epfds[i];
+        nl_mutex_unlock(&regs_lock);
+        if (epfd < 0)
+            break;
+        forget_epfd(epfd);
+    }
     nl_epoll_free_list(gone);
+}
+
+bool nl_epoll_knows(int fd)
+{
+    if (fd < 0)
+        return false;
+    nl_mutex_lock(&regs_lock);
+    bool known = (size_t)fd < regs_cap && regs_by_fd[fd] != NULL;
+    for (size_t i = 0; i < n_epfds && !known; i++)
+        known = epfds[i] == fd;
+    nl_mutex_unlock(&regs_lock);
+    return known;
 }
 
 void nl_epoll_forget_fd(int fd)

@@ -23,6 +23,10 @@ void nl_epoll_forget_fd(int fd);
 /* The same for every descriptor in [first, last], walking the table. */
 void nl_epoll_forget_range(unsigned first, unsigned last);
 
+/* Whether fd has registrations, or is an epoll descriptor some were made
+ * in: whether closing it has anything here to forget. */
+bool nl_epoll_knows(int fd);
+
 /* fork (hooks/forking.c). */
 void nl_epoll_fork_lock(void);
 void nl_epoll_fork_unlock(void);

@@ -22,13 +22,23 @@
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
+/* Whether a close or dup involving these numbers has anything of ours to
+ * update. Asked before nl_in_vfork_child (a system call), so that most
+ * calls never pay for it: a vfork child must change none of our tables,
+ * and only these would change. */
+static bool ours(int fd, int other)
+{
+    return nl_wrapped_maybe(fd) || nl_wrapped_maybe(other) || nl_guard_has(fd) ||
+           nl_guard_has(other) || nl_epoll_knows(fd) || nl_epoll_knows(other);
+}
+
 static int nl_close(int fd)
 {
-    /* A vfork child: its own descriptor table, our memory. A signal
-     * handler that interrupted nestls holding a lock: waiting for that
-     * lock would be forever (an entry left behind is caught later: every
-     * lookup checks the descriptor is still the same file). */
-    if (nl_in_vfork_child() || nl_lock_held_here())
+    /* A signal handler that interrupted nestls holding a lock: waiting
+     * for that lock would be forever (an entry left behind is caught
+     * later: every lookup checks the descriptor is still the same file).
+     * A vfork child: its own descriptor table, our memory. */
+    if (nl_lock_held_here() || !ours(fd, -1) || nl_in_vfork_child())
         return nl_real.close(fd);
     if (nl_guard_has(fd)) {
         errno = EBADF;
@@ -59,7 +69,7 @@ static int make_room(int newfd)
 
 static int nl_dup3(int oldfd, int newfd, int flags, bool is_dup2)
 {
-    if (nl_in_vfork_child())
+    if (nl_lock_held_here() || !ours(oldfd, newfd) || nl_in_vfork_child())
         return is_dup2 ? nl_real.dup2(oldfd, newfd) : nl_real.dup3(oldfd, newfd, flags);
     if (make_room(newfd) != 0)
         return -1;
@@ -123,7 +133,9 @@ NL_EXPORT int dup(int oldfd)
 {
     if (!nl_started())
         return fcntl(oldfd, F_DUPFD, 0);
-    if (nl_in_vfork_child())
+    /* dup forgets no registration: only the wrapped table may change. */
+    if (nl_lock_held_here() || (!nl_wrapped_any() && !nl_guard_has(oldfd)) ||
+        nl_in_vfork_child())
         return fcntl(oldfd, F_DUPFD, 0);
     if (nl_guard_has(oldfd)) {
         errno = EBADF;

@@ -134,4 +134,8 @@ bool nl_started_slow(void)
 __attribute__((constructor)) static void nl_start(void)
 {
     nl_started_slow();
+    /* Constructors never run in a vfork child; start-up may have (a
+     * library's constructor that vforks and execs before ours): the
+     * owner of this memory is this process, now. */
+    nl_owner_is_me();
 }

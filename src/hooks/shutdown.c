@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "common/fdtable.h"
+#include "common/locking.h"
 #include "common/real.h"
 #include "engine/engine.h"
 #include "hooks/export.h"
@@ -23,7 +24,9 @@
 
 static int nl_shutdown(int fd, int how)
 {
-    if (nl_in_vfork_child()) /* the program end's EOF reaches the parent's engine */
+    /* A vfork child, or a signal handler that interrupted nestls holding
+     * a lock: the program end's own shutdown; its EOF reaches the engine. */
+    if (nl_lock_held_here() || !nl_wrapped_maybe(fd) || nl_in_vfork_child())
         return nl_real.shutdown(fd, how);
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL || (how != SHUT_WR && how != SHUT_RDWR)) {
@@ -31,9 +34,7 @@ static int nl_shutdown(int fd, int how)
             nl_sock_put(s);
         return nl_real.shutdown(fd, how);
     }
-    int handled = nl_engine_half_close(s);
-    if (handled)
-        __atomic_store_n(&s->shut_wr, true, __ATOMIC_RELEASE);
+    int handled = nl_engine_half_close(s); /* sets s->shut_wr when it does */
     nl_sock_put(s);
     if (!handled)
         return nl_real.shutdown(fd, how);

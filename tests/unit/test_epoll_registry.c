@@ -96,6 +96,15 @@ static void registrations_on_other_numbers_are_untouched(void)
     CHECK(count(12) == 0, "until its epoll descriptor closes");
 }
 
+static void a_range_forgets_any_number_of_epoll_descriptors(void)
+{
+    struct epoll_event a = ev(EPOLLIN, 1);
+    for (int epfd = 100; epfd < 140; epfd++) /* 40 epoll descriptors */
+        nl_epoll_record(epfd, EPOLL_CTL_ADD, 60, &a);
+    nl_epoll_forget_range(100, 139);
+    CHECK(count(60) == 0, "all 40 went with the range (%d left)", count(60));
+}
+
 int main(void)
 {
     RUN(add_mod_del_are_remembered_per_epoll_descriptor);
@@ -103,5 +112,6 @@ int main(void)
     RUN(closing_an_epoll_descriptor_forgets_what_was_made_in_it);
     RUN(ranges_walk_the_table_and_take_epoll_descriptors_with_them);
     RUN(registrations_on_other_numbers_are_untouched);
+    RUN(a_range_forgets_any_number_of_epoll_descriptors);
     return unit_summary();
 }

@@ -77,6 +77,32 @@ static void retire_end(struct nl_conn_end *e)
         e->retired = true;
 }
 
+/* A blocking connect waits for the answer (0 or an errno). It is kept
+ * until the sides this run retired are closed (deliver_answer, from
+ * nl_conn_close_retired or nl_conn_free): the program, woken, must find
+ * its end already reset, so that a write right after a failed connect
+ * fails instead of going into a socketpair nobody reads. */
+static void notify_waiter(struct nl_conn *c, int err)
+{
+    if (c->waiter == NULL || c->answered)
+        return;
+    c->answered = true;
+    c->answer = err;
+}
+
+static void deliver_answer(struct nl_conn *c)
+{
+    struct nl_waiter *w = c->waiter;
+    if (w == NULL || !c->answered)
+        return;
+    c->waiter = NULL;
+    pthread_mutex_lock(&w->lock);
+    w->err = c->answer;
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
 static void close_end(struct nl_conn_end *e)
 {
     if (e->fd < 0)
@@ -94,6 +120,7 @@ void nl_conn_close_retired(struct nl_conn *c)
         close_end(&c->tcp);
     if (c->app.retired)
         close_end(&c->app);
+    deliver_answer(c);
 }
 
 /* Our copy of the program's end (hooks/connect.c) is a guarded engine
@@ -123,6 +150,7 @@ void nl_conn_free(struct nl_conn *c)
     close_end(&c->tcp);
     close_end(&c->app);
     drop_prog_hold(c, false);
+    deliver_answer(c);
     nl_onion_free(&c->onion);
     if (c->sock)
         nl_sock_put(c->sock);
@@ -130,18 +158,6 @@ void nl_conn_free(struct nl_conn *c)
     free(c);
 }
 
-static void notify_waiter(struct nl_conn *c, int err)
-{
-    struct nl_waiter *w = c->waiter;
-    if (w == NULL)
-        return;
-    c->waiter = NULL;
-    pthread_mutex_lock(&w->lock);
-    w->err = err;
-    w->done = true;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
 
 /* The program's end is made unwritable while handshakes run (see
  * hooks/connect.c); once the layers are up, drop the filler bytes and give

@@ -60,6 +60,8 @@ struct nl_conn {
     unsigned handshake_timeout_ms;
     struct nl_sock *sock;
     struct nl_waiter *waiter;
+    bool answered;          /* the waiter's answer is decided ... */
+    int answer;             /* ... and given once retired sides are closed */
     bool app_blocked;       /* the program's socket is full: wait for EPOLLOUT */
     unsigned char *leftover; /* plaintext a short send left, or NULL */
     size_t leftover_off, leftover_len;
@@ -115,7 +117,8 @@ void nl_conn_free(struct nl_conn *c);
 void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, uint64_t now_ms);
 
 /* The loop's part in closing a side (see retire_end in conn.c): once it has
- * taken every retired side out of its epoll set, this closes them. */
+ * taken every retired side out of its epoll set, this closes them, and
+ * then wakes a blocking connect whose answer this run decided. */
 void nl_conn_close_retired(struct nl_conn *c);
 
 /* The program's own thread writing straight into the onion and onto

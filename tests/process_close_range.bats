@@ -12,11 +12,7 @@ setup() {
     need_build
     need_cmd python3
     cd "$BATS_TEST_TMPDIR"
-    PORT=$(free_port)
-    server_policy server.yaml "$PORT" outer inner
-    nestls_bg echo "$POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
-    wait_for_port "$PORT"
-    client_policy client.yaml "$PORT" outer inner
+    wrapped_echo outer inner
 }
 
 @test "CLOSE_RANGE_CLOEXEC keeps a connection wrapped; closefrom above it is quick; close_range closes it cleanly" {

@@ -10,11 +10,7 @@ setup() {
     need_build
     need_cmd python3
     cd "$BATS_TEST_TMPDIR"
-    PORT=$(free_port)
-    server_policy server.yaml "$PORT" outer
-    nestls_bg echo "$POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
-    wait_for_port "$PORT"
-    client_policy client.yaml "$PORT" outer
+    wrapped_echo outer
 }
 
 @test "a closed epoll descriptor's registrations do not reappear in a new one on the same number" {

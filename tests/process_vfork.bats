@@ -14,11 +14,7 @@ setup() {
     need_build
     need_cmd python3
     cd "$BATS_TEST_TMPDIR"
-    PORT=$(free_port)
-    server_policy server.yaml "$PORT" outer inner
-    nestls_bg echo "$POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
-    wait_for_port "$PORT"
-    client_policy client.yaml "$PORT" outer inner
+    wrapped_echo outer inner
 }
 
 @test "Python: subprocesses by path, by bare name, captured and missing, while wrapped connections stream and echo" {

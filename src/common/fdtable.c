@@ -137,18 +137,23 @@ struct nl_sock *nl_wrapped_get(int fd)
     return s;
 }
 
+/* Forget the entry at fd (table lock held, entry present). */
+static void unset_locked(size_t fd)
+{
+    sock_put_locked(wrapped[fd]);
+    wrapped[fd] = NULL;
+    atomic_fetch_sub(&wrapped_count, 1);
+    if (fd < HINT_FDS)
+        atomic_store(&wrapped_hint[fd], 0);
+}
+
 void nl_wrapped_remove(int fd)
 {
     if (fd < 0 || !nl_wrapped_any())
         return;
     nl_mutex_lock(&table_lock);
-    if ((size_t)fd < wrapped_cap && wrapped[fd] != NULL) {
-        sock_put_locked(wrapped[fd]);
-        wrapped[fd] = NULL;
-        atomic_fetch_sub(&wrapped_count, 1);
-        if (fd < HINT_FDS)
-            atomic_store(&wrapped_hint[fd], 0);
-    }
+    if ((size_t)fd < wrapped_cap && wrapped[fd] != NULL)
+        unset_locked((size_t)fd);
     nl_mutex_unlock(&table_lock);
 }
 
@@ -159,15 +164,9 @@ void nl_wrapped_remove_range(unsigned first, unsigned last)
     nl_mutex_lock(&table_lock);
     /* Only as far as the table reaches: closefrom(n) means up to ~0U. */
     size_t end = (size_t)last + 1 < wrapped_cap ? (size_t)last + 1 : wrapped_cap;
-    for (size_t fd = first; fd < end; fd++) {
-        if (wrapped[fd] == NULL)
-            continue;
-        sock_put_locked(wrapped[fd]);
-        wrapped[fd] = NULL;
-        atomic_fetch_sub(&wrapped_count, 1);
-        if (fd < HINT_FDS)
-            atomic_store(&wrapped_hint[fd], 0);
-    }
+    for (size_t fd = first; fd < end; fd++)
+        if (wrapped[fd] != NULL)
+            unset_locked(fd);
     nl_mutex_unlock(&table_lock);
 }
 

@@ -208,3 +208,15 @@ server_policy() {
         done
     )
 }
+
+# wrapped_echo LAYER...: a threaded echo server (echo_server.py) wrapped
+# in the server role with LAYERs (as server_policy), started as "echo" on
+# a fresh PORT and waited for; then POLICY is the matching client policy
+# (client_policy). Sets PORT and POLICY.
+wrapped_echo() {
+    PORT=$(free_port)
+    server_policy server.yaml "$PORT" "$@"
+    nestls_bg echo "$POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
+    wait_for_port "$PORT"
+    client_policy client.yaml "$PORT" "$@"
+}

@@ -261,15 +261,8 @@ static void idle_trim_gives_buffers_back(void)
 
 int main(void)
 {
-    const char *env = getenv("NESTLS_CERTS");
-    if (realpath(env ? env : "certs", certs) == NULL) {
-        printf("Bail out! certs directory not found (run make certs, or set NESTLS_CERTS)\n");
+    if (!unit_certs_and_tmpdir(certs, tmpdir))
         return 1;
-    }
-    if (mkdtemp(tmpdir) == NULL) {
-        printf("Bail out! mkdtemp failed\n");
-        return 1;
-    }
     RUN(one_layer_carries_bytes_both_ways);
     RUN(two_layers_carry_bytes_both_ways);
     RUN(three_layers_with_tiny_network_chunks);

@@ -549,15 +549,8 @@ static void adversarial_cases_deliver_every_byte_and_strand_none(void)
 
 int main(void)
 {
-    const char *env = getenv("NESTLS_CERTS");
-    if (realpath(env ? env : "certs", certs) == NULL) {
-        printf("Bail out! certs directory not found (run make certs, or set NESTLS_CERTS)\n");
+    if (!unit_certs_and_tmpdir(certs, tmpdir))
         return 1;
-    }
-    if (mkdtemp(tmpdir) == NULL) {
-        printf("Bail out! mkdtemp failed\n");
-        return 1;
-    }
     nl_real_bind();
     nl_log_configure(NL_LOG_ERROR, "stderr");
     for (size_t n = 1; n <= NL_MAX_LAYERS; n++)

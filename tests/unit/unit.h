@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int unit_passed, unit_failed, unit_number;
@@ -66,6 +67,23 @@ __attribute__((unused)) static int unit_summary(void)
 {
     printf("# %d passed, %d failed\n", unit_passed, unit_failed);
     return unit_failed == 0 ? 0 : 1;
+}
+
+/* The demo certificates ($NESTLS_CERTS, default ./certs) made absolute in
+ * certs (PATH_MAX bytes), and a fresh directory from the template tmpdir
+ * ("/tmp/...-XXXXXX"). False after a "Bail out!" line. */
+__attribute__((unused)) static bool unit_certs_and_tmpdir(char *certs, char *tmpdir)
+{
+    const char *env = getenv("NESTLS_CERTS");
+    if (realpath(env ? env : "certs", certs) == NULL) {
+        printf("Bail out! certs directory not found (run make certs, or set NESTLS_CERTS)\n");
+        return false;
+    }
+    if (mkdtemp(tmpdir) == NULL) {
+        printf("Bail out! mkdtemp failed\n");
+        return false;
+    }
+    return true;
 }
 
 #endif

@@ -158,7 +158,6 @@ void nl_conn_free(struct nl_conn *c)
     free(c);
 }
 
-
 /* The program's end is made unwritable while handshakes run (see
  * hooks/connect.c); once the layers are up, drop the filler bytes and give
  * its send buffer back, so poll() reports "connected" exactly then. */

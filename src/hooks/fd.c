@@ -22,14 +22,14 @@
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
-/* Whether a close or dup involving these numbers has anything of ours to
- * update. Asked before nl_in_vfork_child (a system call), so that most
- * calls never pay for it: a vfork child must change none of our tables,
- * and only these would change. */
-static bool ours(int fd, int other)
+/* Whether a close or dup involving these numbers (-1: none) has anything
+ * of ours to update, given whether fd and other are guarded. Asked before
+ * nl_in_vfork_child (a system call), so that most calls never pay for it:
+ * a vfork child must change none of our tables, and only these would. */
+static bool ours(int fd, bool fd_guarded, int other, bool other_guarded)
 {
-    return nl_wrapped_maybe(fd) || nl_wrapped_maybe(other) || nl_guard_has(fd) ||
-           nl_guard_has(other) || nl_epoll_knows(fd) || nl_epoll_knows(other);
+    return fd_guarded || other_guarded || nl_wrapped_maybe(fd) || nl_wrapped_maybe(other) ||
+           nl_epoll_knows(fd) || nl_epoll_knows(other);
 }
 
 static int nl_close(int fd)
@@ -38,9 +38,12 @@ static int nl_close(int fd)
      * for that lock would be forever (an entry left behind is caught
      * later: every lookup checks the descriptor is still the same file).
      * A vfork child: its own descriptor table, our memory. */
-    if (nl_lock_held_here() || !ours(fd, -1) || nl_in_vfork_child())
+    if (nl_lock_held_here())
         return nl_real.close(fd);
-    if (nl_guard_has(fd)) {
+    bool guarded = nl_guard_has(fd);
+    if (!ours(fd, guarded, -1, false) || nl_in_vfork_child())
+        return nl_real.close(fd);
+    if (guarded) {
         errno = EBADF;
         return -1;
     }
@@ -58,22 +61,19 @@ static int nl_close(int fd)
     return nl_real.close(fd);
 }
 
-static int make_room(int newfd)
+static int nl_dup3(int oldfd, int newfd, int flags, bool is_dup2)
 {
-    if (nl_guard_has(newfd) && nl_engine_relocate_fd(newfd) != 0) {
+    if (nl_lock_held_here())
+        return is_dup2 ? nl_real.dup2(oldfd, newfd) : nl_real.dup3(oldfd, newfd, flags);
+    bool old_guarded = nl_guard_has(oldfd), new_guarded = nl_guard_has(newfd);
+    if (!ours(oldfd, old_guarded, newfd, new_guarded) || nl_in_vfork_child())
+        return is_dup2 ? nl_real.dup2(oldfd, newfd) : nl_real.dup3(oldfd, newfd, flags);
+    /* An engine descriptor in the way moves; the program gets its number. */
+    if (new_guarded && nl_engine_relocate_fd(newfd) != 0) {
         errno = EBUSY;
         return -1;
     }
-    return 0;
-}
-
-static int nl_dup3(int oldfd, int newfd, int flags, bool is_dup2)
-{
-    if (nl_lock_held_here() || !ours(oldfd, newfd) || nl_in_vfork_child())
-        return is_dup2 ? nl_real.dup2(oldfd, newfd) : nl_real.dup3(oldfd, newfd, flags);
-    if (make_room(newfd) != 0)
-        return -1;
-    if (nl_guard_has(oldfd)) { /* not the program's to copy */
+    if (old_guarded) { /* not the program's to copy */
         errno = EBADF;
         return -1;
     }
@@ -133,11 +133,13 @@ NL_EXPORT int dup(int oldfd)
 {
     if (!nl_started())
         return fcntl(oldfd, F_DUPFD, 0);
-    /* dup forgets no registration: only the wrapped table may change. */
-    if (nl_lock_held_here() || (!nl_wrapped_any() && !nl_guard_has(oldfd)) ||
-        nl_in_vfork_child())
+    if (nl_lock_held_here())
         return fcntl(oldfd, F_DUPFD, 0);
-    if (nl_guard_has(oldfd)) {
+    /* dup forgets no registration: only the wrapped table may change. */
+    bool guarded = nl_guard_has(oldfd);
+    if ((!guarded && !nl_wrapped_any()) || nl_in_vfork_child())
+        return fcntl(oldfd, F_DUPFD, 0);
+    if (guarded) {
         errno = EBADF;
         return -1;
     }

@@ -36,7 +36,9 @@
  * SHUT_FOR_WRITING after the program's shutdown(SHUT_WR). */
 static ssize_t try_direct(int fd, const void *buf, size_t len)
 {
-    if (!nl_wrapped_maybe(fd) || nl_lock_held_here() || nl_in_vfork_child())
+    /* (write and send have already sent a signal handler that interrupted
+     * nestls holding a lock the other way: in_locked_section.) */
+    if (!nl_wrapped_maybe(fd) || nl_in_vfork_child())
         return -1;
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL)

@@ -317,7 +317,7 @@ EOF
 
 @test "run: the command's own options are not taken for nestls's" {
     need_build
-    run "$NESTLS" run -p "$REPO/policy/client-one-layer.yaml" -- sh -c 'echo "$0 $1"' -p -v
+    run --separate-stderr "$NESTLS" run -p "$REPO/policy/client-one-layer.yaml" -- sh -c 'echo "$0 $1"' -p -v
     assert_success
     assert_output '-p -v'
 }

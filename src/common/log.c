@@ -29,10 +29,13 @@ const char *nl_log_level_name(enum nl_log_level level)
 
 static int open_log_file(const char *path)
 {
-    /* Above the range programs usually hand out, and never inherited by exec. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+    /* Above the range programs usually hand out, and never inherited by exec.
+     * O_NONBLOCK for the open only: a FIFO without a reader fails (ENXIO,
+     * then stderr) instead of blocking the program's start-up forever. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
     if (fd < 0)
         return -1;
+    fcntl(fd, F_SETFL, O_APPEND);
     int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
     if (high >= 0) {
         nl_sys_close(fd);

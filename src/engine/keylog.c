@@ -29,11 +29,14 @@ int nl_keylog_attach(const struct nl_policy *policy, char *err, size_t errlen)
     const char *path = policy->settings.keylog_file;
     if (path == NULL)
         return 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+    /* O_NONBLOCK for the open only: a FIFO without a reader is an error
+     * (exit 78) instead of a start-up blocked forever. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "%s: keylog_file %s: %s", policy->path, path, strerror(errno));
         return -1;
     }
+    fcntl(fd, F_SETFL, O_APPEND);
     keylog_fd = nl_guard_dup_high(fd);
     nl_sys_close(fd);
     if (keylog_fd < 0) {

@@ -81,6 +81,60 @@ void nl_owner_is_me(void)
     __atomic_store_n(&owner_pid, (pid_t)syscall(SYS_getpid), __ATOMIC_RELAXED);
 }
 
+/* --- the environment children inherit -------------------------------- */
+
+extern char **environ;
+
+/* setenv(3) is not enough before main: bash defines its own, which keeps
+ * the value in a shell variable that bash then overwrites with what its
+ * main() received. So an existing variable is changed in the array main()
+ * receives (where glibc's setenv would change it too), and only a new one
+ * goes through setenv. Runs at start-up, before main: no other thread
+ * reads the environment yet. */
+static void export_env(const char *name, const char *value)
+{
+    size_t n = strlen(name);
+    bool replaced = false;
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, name, n) != 0 || (*e)[n] != '=')
+            continue;
+        char *entry;
+        if (asprintf(&entry, "%s=%s", name, value) < 0)
+            return; /* out of memory: children will say so at their start */
+        *e = entry; /* the environment's now: never freed */
+        replaced = true;
+    }
+    if (!replaced)
+        setenv(name, value, 1);
+}
+
+/* A relative NESTLS_POLICY names another file once a program changes its
+ * directory, and children would load that one: they get the absolute path
+ * of the policy this process loaded. */
+static void export_absolute_policy(const char *given, const struct nl_policy *policy)
+{
+    if (given[0] != '/')
+        export_env("NESTLS_POLICY", policy->path);
+}
+
+/* Once per process tree (NESTLS_ANNOUNCED holds the policy it was said
+ * for), what governs it and what happens to a connection no rule matches:
+ * a passthrough in plaintext must never be a surprise. A child started
+ * under another policy says its own. */
+static void announce(const struct nl_policy *policy)
+{
+    const char *said = secure_getenv("NESTLS_ANNOUNCED");
+    if ((said != NULL && strcmp(said, policy->path) == 0) || !nl_log_enabled(NL_LOG_INFO))
+        return;
+    bool deny = policy->settings.default_action == NL_ACTION_DENY;
+    nl_info("policy %s: %zu rule%s; connections no rule matches are %s", policy->path,
+            policy->n_rules, policy->n_rules == 1 ? "" : "s",
+            deny ? "denied" : "passed through in plaintext");
+    export_env("NESTLS_ANNOUNCED", policy->path);
+}
+
+/* --- start-up ---------------------------------------------------------- */
+
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static __thread bool starting; /* this thread is inside start_up() */
 
@@ -117,6 +171,8 @@ static void start_up(void)
     nl_hooks_install_exit_handler();
     nl_debug("policy %s loaded: %zu rule(s), default action %s", policy->path, policy->n_rules,
              nl_action_name(policy->settings.default_action));
+    export_absolute_policy(path, policy);
+    announce(policy);
     __atomic_store_n(&nl_started_flag, true, __ATOMIC_RELEASE);
     starting = false;
 }

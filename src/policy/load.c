@@ -4,17 +4,21 @@
 #include "policy/loader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/sys.h"
 
 static const char *const TOP_KEYS[] = {"version", "settings", "rules", NULL};
 static const char *const SETTINGS_KEYS[] = {
     "log_level", "log_file", "default_action", "handshake_timeout_ms", "linger_ms", "keylog_file",
-    NULL,
+    "insecure_allow_unhookable", "allow_io_uring", NULL,
 };
 /* In enum nl_log_level order. */
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug", NULL};
@@ -104,6 +108,39 @@ static int parse_settings(struct nl_loader *L, const yaml_node_t *v, struct nl_s
         NL_GUARD(nl_get_uint(L, x, "linger_ms", 0, MAX_MS, &s->linger_ms));
     if ((x = nl_yaml_get(L, v, "keylog_file", NULL)) != NULL)
         NL_GUARD(parse_output_file(L, x, "keylog_file", false, &s->keylog_file));
+    if ((x = nl_yaml_get(L, v, "insecure_allow_unhookable", NULL)) != NULL)
+        NL_GUARD(nl_get_bool(L, x, "insecure_allow_unhookable", &s->allow_unhookable));
+    if ((x = nl_yaml_get(L, v, "allow_io_uring", NULL)) != NULL)
+        NL_GUARD(nl_get_bool(L, x, "allow_io_uring", &s->allow_io_uring));
+    return 0;
+}
+
+/* The layers of every rule together, before any is built: each loads its
+ * files and builds its SSL_CTXs in every wrapped program, and aliases can
+ * repeat a rule cheaply. A rule's own excess (more than NL_MAX_LAYERS) is
+ * left to layers.c, which points at it; anything malformed, to rules.c. */
+static int check_total_layers(struct nl_loader *L, const yaml_node_t *rules)
+{
+    if (rules == NULL || rules->type != YAML_SEQUENCE_NODE)
+        return 0;
+    size_t total = 0;
+    for (yaml_node_item_t *r = rules->data.sequence.items.start;
+         r < rules->data.sequence.items.top; r++) {
+        const yaml_node_t *rule = nl_yaml_node(L, *r);
+        const yaml_node_t *layers =
+            rule->type == YAML_MAPPING_NODE ? nl_yaml_get(L, rule, "layers", NULL) : NULL;
+        if (layers == NULL || layers->type != YAML_SEQUENCE_NODE)
+            continue;
+        yaml_node_item_t *items = layers->data.sequence.items.start;
+        size_t n = (size_t)(layers->data.sequence.items.top - items);
+        n = n < NL_MAX_LAYERS ? n : NL_MAX_LAYERS;
+        if (total + n > NL_POLICY_MAX_TOTAL_LAYERS)
+            return nl_fail_raw(L, nl_yaml_node(L, items[NL_POLICY_MAX_TOTAL_LAYERS - total]),
+                               "more than %d TLS layers in all rules together, the limit for a "
+                               "policy (each is built in every wrapped program at start-up)",
+                               NL_POLICY_MAX_TOTAL_LAYERS);
+        total += n;
+    }
     return 0;
 }
 
@@ -117,6 +154,7 @@ static int parse_top(struct nl_loader *L, const yaml_node_t *root, struct nl_pol
     NL_GUARD(parse_version(L, root));
     NL_GUARD(parse_settings(L, nl_yaml_get(L, root, "settings", NULL), &p->settings));
     const yaml_node_t *rules = nl_yaml_get(L, root, "rules", NULL);
+    NL_GUARD(check_total_layers(L, rules));
     return rules != NULL ? nl_parse_rules(L, rules, p) : 0;
 }
 
@@ -136,20 +174,99 @@ static int locate(struct nl_loader *L, const char *path, struct nl_policy *p)
     return 0;
 }
 
-static FILE *open_policy(struct nl_loader *L, const char *path)
+/* The file's bytes, read whole (then parsed from memory, twice). */
+struct policy_text {
+    unsigned char *bytes;
+    size_t len;
+};
+
+static const char *file_kind(mode_t mode)
 {
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL) {
-        nl_fail_mark(L, 1, 1, "cannot read policy: %s", strerror(errno));
-        return NULL;
-    }
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "a special file";
+}
+
+static int too_big(struct nl_loader *L, unsigned long long size, bool at_least)
+{
+    return nl_fail_mark(L, 1, 1, "cannot read policy: it is %s%llu bytes, over the limit of "
+                                 "%d bytes (1 MiB) for a policy", at_least ? "at least " : "",
+                        size, NL_POLICY_MAX_BYTES);
+}
+
+/* Only a regular file of at most NL_POLICY_MAX_BYTES: a FIFO would block
+ * start-up forever, /dev/zero would never end. O_NONBLOCK, so that even
+ * opening a FIFO nobody writes to returns at once; it changes nothing for
+ * a regular file. open(2) and read(2) are not hooked; close is, so the
+ * descriptor is closed with a raw system call. */
+static int open_policy(struct nl_loader *L, const char *path, off_t *size)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return nl_fail_mark(L, 1, 1, "cannot read policy: %s", strerror(errno));
     struct stat st;
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(fp);
-        nl_fail_mark(L, 1, 1, "cannot read policy: %s", strerror(EISDIR));
-        return NULL;
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = nl_fail_mark(L, 1, 1, "cannot read policy: %s", strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = nl_fail_mark(L, 1, 1, "cannot read policy: it is %s, not a regular file",
+                          file_kind(st.st_mode));
+    else if (st.st_size > NL_POLICY_MAX_BYTES)
+        rc = too_big(L, (unsigned long long)st.st_size, false);
+    if (rc < 0) {
+        nl_sys_close(fd);
+        return -1;
     }
-    return fp;
+    *size = st.st_size;
+    return fd;
+}
+
+/* Up to one byte past the limit: the file may have grown since fstat, and
+ * files in /proc say they are empty. */
+static int read_all(struct nl_loader *L, int fd, off_t size, struct policy_text *text)
+{
+    size_t cap = (size_t)size + 1 < 4096 ? 4096 : (size_t)size + 1;
+    text->bytes = malloc(cap);
+    if (text->bytes == NULL)
+        return nl_fail_mark(L, 1, 1, "out of memory");
+    for (;;) {
+        if (text->len == cap) {
+            if (cap > NL_POLICY_MAX_BYTES)
+                return too_big(L, text->len, true);
+            cap = cap * 2 < NL_POLICY_MAX_BYTES + 1 ? cap * 2 : NL_POLICY_MAX_BYTES + 1;
+            unsigned char *more = realloc(text->bytes, cap);
+            if (more == NULL)
+                return nl_fail_mark(L, 1, 1, "out of memory");
+            text->bytes = more;
+        }
+        ssize_t n = read(fd, text->bytes + text->len, cap - text->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return nl_fail_mark(L, 1, 1, "cannot read policy: %s", strerror(errno));
+        if (n == 0)
+            return 0;
+        text->len += (size_t)n;
+    }
+}
+
+static int read_policy(struct nl_loader *L, const char *path, struct policy_text *text)
+{
+    off_t size = 0;
+    int fd = open_policy(L, path, &size);
+    if (fd < 0)
+        return -1;
+    int rc = read_all(L, fd, size, text);
+    nl_sys_close(fd);
+    return rc;
 }
 
 int nl_policy_load(const char *path, struct nl_policy **out, char *err, size_t errlen)
@@ -171,8 +288,8 @@ int nl_policy_load(const char *path, struct nl_policy **out, char *err, size_t e
 
     int rc = -1;
     yaml_node_t *root;
-    FILE *fp = open_policy(&L, path);
-    if (fp == NULL)
+    struct policy_text text = {NULL, 0};
+    if (read_policy(&L, path, &text) < 0)
         goto out;
     if (locate(&L, path, p) < 0)
         goto out;
@@ -181,12 +298,11 @@ int nl_policy_load(const char *path, struct nl_policy **out, char *err, size_t e
         nl_fail_mark(&L, 1, 1, "out of memory");
         goto out;
     }
-    if (nl_yaml_load(&L, fp, &root) < 0 || parse_top(&L, root, p) < 0)
+    if (nl_yaml_load(&L, text.bytes, text.len, &root) < 0 || parse_top(&L, root, p) < 0)
         goto out;
     rc = 0;
 out:
-    if (fp != NULL)
-        fclose(fp);
+    free(text.bytes);
     yaml_document_delete(&L.doc);
     ERR_clear_error(); /* leave OpenSSL's queue as empty as we found it */
     if (rc < 0) {

@@ -13,6 +13,21 @@
 #include "common/guard.h"
 #include "policy/policy.h"
 
+/* Bounds on what a policy file can make the loader do. It runs in the
+ * constructor of every wrapped program (and in `nestls check`), so any
+ * file must load in well under a second, and never hang. A policy that
+ * needs more than these is not one a person can review anyway. */
+#define NL_POLICY_MAX_BYTES (1024 * 1024) /* read whole; load.c says "1 MiB" */
+#define NL_YAML_MAX_DEPTH 64              /* nesting; a policy uses about 6 */
+/* Nodes of the document with every alias counted as a copy of what it
+ * names: what rules.c and layers.c walk. One rule of 5,000 addresses
+ * repeated by 20,000 aliases is 10^8 nodes in a 200 KB file. */
+#define NL_YAML_MAX_NODES 100000
+/* libyaml looks each alias up among all anchors: anchors x aliases. */
+#define NL_YAML_MAX_ANCHORS 256
+/* Each layer loads its files and builds one or two SSL_CTXs at start-up
+ * (1-2 ms each): the number of layers bounds the start-up time. */
+#define NL_POLICY_MAX_TOTAL_LAYERS 128
 
 struct nl_loader {
     const char *file;    /* as given to nl_policy_load: prefix of every error */
@@ -41,8 +56,10 @@ const char *nl_ssl_reason(void);
 
 /* --- yaml_doc.c -------------------------------------------------------- */
 
-/* Parse the file into L->doc; root is NULL-free on success. */
-int nl_yaml_load(struct nl_loader *L, FILE *fp, yaml_node_t **root);
+/* Parse the policy's text into L->doc; root is NULL-free on success.
+ * The text is first checked against NL_YAML_MAX_DEPTH, _NODES and
+ * _ANCHORS, so the document is never built from a text that breaks them. */
+int nl_yaml_load(struct nl_loader *L, const unsigned char *text, size_t len, yaml_node_t **root);
 yaml_node_t *nl_yaml_node(struct nl_loader *L, int index);
 bool nl_yaml_is_null(const yaml_node_t *node);
 /* "a mapping", "a list", "nothing", or the scalar quoted: "'abc'". */

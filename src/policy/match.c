@@ -119,3 +119,11 @@ const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const stru
     }
     return NULL;
 }
+
+bool nl_policy_wraps(const struct nl_policy *policy)
+{
+    for (size_t i = 0; i < policy->n_rules; i++)
+        if (policy->rules[i].action == NL_ACTION_WRAP)
+            return true;
+    return false;
+}

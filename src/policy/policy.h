@@ -86,6 +86,11 @@ struct nl_settings {
     unsigned linger_ms;            /* default 2000 */
     char *keylog_file;             /* INSECURE: TLS secrets of every layer are
                                       appended here (NSS key log format); NULL = off */
+    bool allow_unhookable;         /* INSECURE: `nestls run` starts programs the
+                                      preload cannot reach (static, setuid, Go),
+                                      in plaintext; default false = refused */
+    bool allow_io_uring;           /* INSECURE: io_uring, whose I/O no hook sees,
+                                      is let through; default false */
 };
 
 struct nl_policy {
@@ -109,6 +114,10 @@ struct nl_conn_query {
     const char *hostname;         /* name the program resolved for addr, or NULL */
     const char *program;          /* basename of the running executable, or NULL */
 };
+
+/* Whether any rule wraps (default_action never does): only then has a
+ * connection TLS to lose by a road no hook sees. */
+bool nl_policy_wraps(const struct nl_policy *policy);
 
 /* First rule that matches, or NULL (then settings.default_action applies). */
 const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const struct nl_conn_query *q);

@@ -4,11 +4,17 @@
 #include "policy/loader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+
+#include "common/sys.h"
+
+/* Not an errno: the file exists but is a FIFO, device or socket. */
+#define EFTYPE_NOT_REGULAR (-1)
 
 char *nl_strdup(struct nl_loader *L, const yaml_node_t *at, const char *s)
 {
@@ -150,17 +156,28 @@ int nl_get_file(struct nl_loader *L, const yaml_node_t *v, const char *key, char
         free(written);
         return -1;
     }
-    /* stdio, not open(2)/close(2): those may be hooked in the preloaded
-     * library, and the loader runs before the hooks are ready. */
+    /* open(2) with O_NONBLOCK: a FIFO named here must not block the loader
+     * (and every wrapped program's start-up) forever; raw close: close(2)
+     * is hooked in the preloaded library, which is not ready yet. */
     int error = 0;
-    FILE *fp = fopen(abs, "r");
+    int fd = open(abs, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     struct stat st;
-    if (fp == NULL)
+    if (fd < 0)
         error = errno;
-    else if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode))
+    else if (fstat(fd, &st) != 0)
+        error = errno;
+    else if (S_ISDIR(st.st_mode))
         error = EISDIR;
-    if (fp != NULL)
-        fclose(fp);
+    else if (!S_ISREG(st.st_mode))
+        error = EFTYPE_NOT_REGULAR;
+    if (fd >= 0)
+        nl_sys_close(fd);
+    if (error == EFTYPE_NOT_REGULAR) {
+        nl_fail(L, v, "cannot read '%s' file '%s': not a regular file", key, written);
+        free(written);
+        free(abs);
+        return -1;
+    }
     if (error != 0) {
         nl_fail(L, v, "cannot read '%s' file '%s': %s", key, written, strerror(error));
         free(written);

@@ -1,8 +1,19 @@
 /* The YAML side of the loader: the file becomes one libyaml document (the
  * document API resolves anchors and aliases for us), and mappings are
- * checked for stray and repeated keys before anything reads them. */
+ * checked for stray and repeated keys before anything reads them.
+ *
+ * The document API makes an alias a second reference to the same node,
+ * so a small file can stand for a huge tree: our walkers visit the node
+ * once per reference (and an alias inside its own anchor makes a cycle).
+ * libyaml's scanner also slows down with depth (quadratically: 100,000
+ * nested '[' take about ten seconds). So one pass over libyaml's events comes
+ * first, in constant memory, and stops at the first bound broken: depth,
+ * anchors, and nodes with every alias counted as a copy (loader.h). */
 #include "policy/loader.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int syntax_error(struct nl_loader *L, const yaml_parser_t *parser)
@@ -31,12 +42,194 @@ static int syntax_error(struct nl_loader *L, const yaml_parser_t *parser)
     return nl_fail_mark(L, line, col, "YAML syntax error: %s%s", problem, hint);
 }
 
-int nl_yaml_load(struct nl_loader *L, FILE *fp, yaml_node_t **root)
+/* --- the bounds pass -------------------------------------------------- */
+
+struct anchor {
+    char *name;
+    size_t nodes; /* its tree, aliases expanded */
+    bool open;    /* still being read: an alias to it is a cycle */
+};
+
+struct open_node {
+    size_t nodes_before; /* the count when this collection started */
+    int anchor;          /* index in anchors[], or -1 */
+};
+
+struct bounds {
+    struct nl_loader *L;
+    size_t nodes;
+    int depth;
+    struct open_node open[NL_YAML_MAX_DEPTH];
+    struct anchor anchors[NL_YAML_MAX_ANCHORS];
+    int n_anchors;
+};
+
+static int fail_at(struct bounds *b, yaml_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail_at(struct bounds *b, yaml_mark_t mark, const char *fmt, ...)
 {
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return nl_fail_mark(b->L, (int)mark.line + 1, (int)mark.column + 1, "%s", what);
+}
+
+/* An anchor names a node of its own document only. */
+static void forget_anchors(struct bounds *b)
+{
+    for (int i = 0; i < b->n_anchors; i++)
+        free(b->anchors[i].name);
+    b->n_anchors = 0;
+}
+
+/* The latest anchor of that name (a later one hides an earlier). */
+static struct anchor *find_anchor(struct bounds *b, const char *name)
+{
+    for (int i = b->n_anchors - 1; i >= 0; i--)
+        if (strcmp(b->anchors[i].name, name) == 0)
+            return &b->anchors[i];
+    return NULL;
+}
+
+/* *index: the new anchor's, or -1 when the node has none. */
+static int define_anchor(struct bounds *b, const yaml_char_t *name, yaml_mark_t at, int *index)
+{
+    *index = -1;
+    if (name == NULL)
+        return 0;
+    if (b->n_anchors == NL_YAML_MAX_ANCHORS)
+        return fail_at(b, at, "more than %d anchors (&%s is one too many), the limit for a "
+                              "policy", NL_YAML_MAX_ANCHORS, (const char *)name);
+    struct anchor *a = &b->anchors[b->n_anchors];
+    a->name = strdup((const char *)name);
+    if (a->name == NULL)
+        return nl_fail_mark(b->L, 1, 1, "out of memory while reading the policy");
+    a->nodes = 1;
+    a->open = false;
+    *index = b->n_anchors++;
+    return 0;
+}
+
+/* alias: the alias that adds the n nodes, or NULL for a node of its own. */
+static int count_nodes(struct bounds *b, size_t n, yaml_mark_t at, const char *alias)
+{
+    b->nodes += n;
+    if (b->nodes <= NL_YAML_MAX_NODES)
+        return 0;
+    if (alias != NULL)
+        return fail_at(b, at, "alias *%s takes the policy past %d nodes, the limit (an alias "
+                              "counts as a copy of what it names)", alias, NL_YAML_MAX_NODES);
+    return fail_at(b, at, "the policy has more than %d nodes, the limit", NL_YAML_MAX_NODES);
+}
+
+static int on_alias(struct bounds *b, const yaml_event_t *e)
+{
+    const char *name = (const char *)e->data.alias.anchor;
+    const struct anchor *a = find_anchor(b, name);
+    if (a == NULL)
+        return count_nodes(b, 1, e->start_mark, NULL); /* the loader reports it */
+    if (a->open)
+        return fail_at(b, e->start_mark, "alias *%s is inside the node it names: the policy "
+                                         "would never end", name);
+    return count_nodes(b, a->nodes, e->start_mark, name);
+}
+
+static int on_scalar(struct bounds *b, const yaml_event_t *e)
+{
+    int index;
+    NL_GUARD(count_nodes(b, 1, e->start_mark, NULL));
+    return define_anchor(b, e->data.scalar.anchor, e->start_mark, &index);
+}
+
+static int on_collection_start(struct bounds *b, const yaml_event_t *e, const yaml_char_t *anchor)
+{
+    if (b->depth == NL_YAML_MAX_DEPTH)
+        return fail_at(b, e->start_mark, "nested more than %d levels deep, the limit for a "
+                                         "policy", NL_YAML_MAX_DEPTH);
+    size_t before = b->nodes;
+    int index;
+    NL_GUARD(count_nodes(b, 1, e->start_mark, NULL));
+    NL_GUARD(define_anchor(b, anchor, e->start_mark, &index));
+    if (index >= 0)
+        b->anchors[index].open = true;
+    b->open[b->depth++] = (struct open_node){.nodes_before = before, .anchor = index};
+    return 0;
+}
+
+static void on_collection_end(struct bounds *b)
+{
+    if (b->depth == 0)
+        return; /* libyaml pairs them; never index below the stack */
+    struct open_node *o = &b->open[--b->depth];
+    if (o->anchor >= 0) {
+        b->anchors[o->anchor].nodes = b->nodes - o->nodes_before;
+        b->anchors[o->anchor].open = false;
+    }
+}
+
+static int on_event(struct bounds *b, const yaml_event_t *e)
+{
+    switch (e->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        forget_anchors(b);
+        return 0;
+    case YAML_ALIAS_EVENT:
+        return on_alias(b, e);
+    case YAML_SCALAR_EVENT:
+        return on_scalar(b, e);
+    case YAML_SEQUENCE_START_EVENT:
+        return on_collection_start(b, e, e->data.sequence_start.anchor);
+    case YAML_MAPPING_START_EVENT:
+        return on_collection_start(b, e, e->data.mapping_start.anchor);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        on_collection_end(b);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Every document of the stream (the loader reads a second one too, only
+ * to refuse it). A syntax error is reported exactly as the loader would. */
+static int check_bounds(struct nl_loader *L, const unsigned char *text, size_t len)
+{
+    struct bounds *b = calloc(1, sizeof(*b)); /* ~8 KiB: not on a caller's stack */
+    yaml_parser_t parser;
+    if (b == NULL || !yaml_parser_initialize(&parser)) {
+        free(b);
+        return nl_fail_mark(L, 1, 1, "out of memory while reading the policy");
+    }
+    yaml_parser_set_input_string(&parser, text, len);
+    b->L = L;
+    int rc = 0;
+    for (bool done = false; !done && rc == 0;) {
+        yaml_event_t e;
+        if (!yaml_parser_parse(&parser, &e)) {
+            rc = syntax_error(L, &parser);
+            break;
+        }
+        rc = on_event(b, &e);
+        done = e.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&e);
+    }
+    forget_anchors(b);
+    free(b);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* --- the document ------------------------------------------------------ */
+
+int nl_yaml_load(struct nl_loader *L, const unsigned char *text, size_t len, yaml_node_t **root)
+{
+    NL_GUARD(check_bounds(L, text, len));
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return nl_fail_mark(L, 1, 1, "out of memory while reading the policy");
-    yaml_parser_set_input_file(&parser, fp);
+    yaml_parser_set_input_string(&parser, text, len);
 
     int rc = -1;
     if (!yaml_parser_load(&parser, &L->doc)) {

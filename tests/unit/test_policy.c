@@ -7,6 +7,7 @@
  * $NESTLS_CERTS (default: certs/), so relative paths are exercised too.
  * NESTLS_TEST_VERBOSE=1 prints every error message the cases provoke. */
 #include "policy/policy.h"
+#include "policy/loader.h" /* the input bounds: NL_POLICY_MAX_BYTES, NL_YAML_MAX_... */
 #include "common/log.h"
 #include "unit.h"
 
@@ -322,6 +323,200 @@ static void error_names_file_as_given(void)
     CHECK(strcmp(err, want) == 0, "expected \"%s\", got \"%s\"", want, err);
 }
 
+/* --- bounds on what a file can cost ------------------------------------ */
+
+/* head, unit n times, tail: a new string (NULL when out of memory). */
+static char *repeat(const char *head, const char *unit, size_t n, const char *tail)
+{
+    size_t h = strlen(head), u = strlen(unit), t = strlen(tail);
+    char *s = malloc(h + u * n + t + 1);
+    if (s == NULL)
+        return NULL;
+    char *w = s;
+    memcpy(w, head, h);
+    w += h;
+    for (size_t i = 0; i < n; i++, w += u)
+        memcpy(w, unit, u);
+    memcpy(w, tail, t + 1);
+    return s;
+}
+
+/* EXPECT_ERROR on a text from repeat(), which it frees. */
+#define EXPECT_ERROR_FREE(yaml, linecol, ...)                                          \
+    do {                                                                               \
+        char *text_ = (yaml);                                                          \
+        CHECK(text_ != NULL, "out of memory");                                         \
+        bool ok_ = check_error(__LINE__, text_, linecol, __VA_ARGS__, (const char *)NULL); \
+        free(text_);                                                                   \
+        if (!ok_)                                                                      \
+            return;                                                                    \
+    } while (0)
+
+/* LOAD_OK on a text from repeat(), which it frees; the policy is freed too. */
+#define LOAD_OK_FREE(yaml)                                                             \
+    do {                                                                               \
+        char *text_ = (yaml), err_[NL_ERR_MAX];                                        \
+        struct nl_policy *p_ = NULL;                                                   \
+        CHECK(text_ != NULL, "out of memory");                                         \
+        int rc_ = load_text(text_, &p_, err_);                                         \
+        free(text_);                                                                   \
+        nl_policy_free(p_);                                                            \
+        CHECK(rc_ == 0, "load failed: %s", err_);                                      \
+    } while (0)
+
+static void policy_over_1_mib_is_refused(void)
+{
+    const char *head = "version: 1\n#";
+    char want[96];
+    snprintf(want, sizeof(want), "it is %d bytes, over the limit of %d bytes (1 MiB)",
+             NL_POLICY_MAX_BYTES + 1, NL_POLICY_MAX_BYTES);
+    EXPECT_ERROR_FREE(repeat(head, "x", NL_POLICY_MAX_BYTES - strlen(head), "\n"), "1:1",
+                      "cannot read policy: ", want);
+}
+
+static void policy_of_exactly_1_mib_loads(void)
+{
+    const char *head = "version: 1\n#";
+    LOAD_OK_FREE(repeat(head, "x", NL_POLICY_MAX_BYTES - strlen(head) - 1, "\n"));
+}
+
+static void device_and_directory_are_not_policies(void)
+{
+    char err[NL_ERR_MAX];
+    struct nl_policy *p = NULL;
+    const char *want = "/dev/null:1:1: cannot read policy: it is a character device, not a "
+                       "regular file";
+    CHECK(nl_policy_load("/dev/null", &p, err, sizeof(err)) == -1 && p == NULL, "loaded");
+    CHECK(strcmp(err, want) == 0, "expected \"%s\", got \"%s\"", want, err);
+    char want_dir[400];
+    snprintf(want_dir, sizeof(want_dir), "%s:1:1: cannot read policy: it is a directory, not a "
+                                         "regular file", tmp);
+    CHECK(nl_policy_load(tmp, &p, err, sizeof(err)) == -1 && p == NULL, "loaded %s", tmp);
+    CHECK(strcmp(err, want_dir) == 0, "expected \"%s\", got \"%s\"", want_dir, err);
+}
+
+/* Nobody writes to the FIFO: opening it for reading alone would block. An
+ * alarm ends the test run instead of hanging it if that ever comes back. */
+static void fifo_is_refused_without_blocking(void)
+{
+    char path[300], err[NL_ERR_MAX], want[400];
+    struct nl_policy *p = NULL;
+    snprintf(path, sizeof(path), "%s/fifo.yaml", tmp);
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo %s: %s", path, strerror(errno));
+    alarm(10);
+    int rc = nl_policy_load(path, &p, err, sizeof(err));
+    alarm(0);
+    unlink(path);
+    CHECK(rc == -1 && p == NULL, "loaded %s", path);
+    snprintf(want, sizeof(want), "%s:1:1: cannot read policy: it is a FIFO, not a regular file",
+             path);
+    CHECK(strcmp(err, want) == 0, "expected \"%s\", got \"%s\"", want, err);
+}
+
+/* Each line's anchor is ten aliases of the one before: 3 nodes, 31, 311...
+ * The count passes the limit at the third alias of line 8. */
+static void alias_expansion_past_the_limit_is_refused(void)
+{
+    CHECK(NL_YAML_MAX_NODES == 100000, "the expected position assumes 100000 nodes");
+#define TEN(a) "[" a ", " a ", " a ", " a ", " a ", " a ", " a ", " a ", " a ", " a "]\n"
+    EXPECT_MESSAGE("version: 1\n"
+                   "rules:\n"
+                   "  - &a0 {action: deny}\n"
+                   "  - &a1 " TEN("*a0")
+                   "  - &a2 " TEN("*a1")
+                   "  - &a3 " TEN("*a2")
+                   "  - &a4 " TEN("*a3")
+                   "  - &a5 " TEN("*a4"),
+                   "8:20", "alias *a4 takes the policy past 100000 nodes, the limit (an alias "
+                           "counts as a copy of what it names)");
+#undef TEN
+}
+
+static void alias_inside_its_own_anchor_is_refused(void)
+{
+    EXPECT_MESSAGE("version: 1\nrules: &r [*r]\n", "2:12",
+                   "alias *r is inside the node it names: the policy would never end");
+}
+
+/* The use anchors are for: one list of layers shared by two rules. */
+static void shared_layers_by_alias_load(void)
+{
+    struct nl_policy *p;
+    LOAD_OK("version: 1\n"
+            "rules:\n"
+            "  - name: a\n"
+            "    match: {role: client, port: 1}\n"
+            "    layers: &tls\n"
+            "      - ca: certs/outer-ca.pem\n"
+            "  - name: b\n"
+            "    match: {role: client, port: 2}\n"
+            "    layers: *tls\n",
+            p);
+    bool ok = p->n_rules == 2 && p->rules[0].n_layers == 1 && p->rules[1].n_layers == 1;
+    nl_policy_free(p);
+    CHECK(ok, "expected two rules of one layer each");
+}
+
+static void nesting_past_the_depth_limit_is_refused(void)
+{
+    char linecol[32];
+    /* The top mapping is level 1; "rules: " ends at column 7. */
+    snprintf(linecol, sizeof(linecol), "2:%d", 7 + NL_YAML_MAX_DEPTH);
+    EXPECT_ERROR_FREE(repeat("version: 1\nrules: ", "[", 100000, "\n"), linecol,
+                      "nested more than 64 levels deep, the limit for a policy");
+}
+
+static void nesting_at_the_depth_limit_is_only_checked_for_sense(void)
+{
+    char *open = repeat("version: 1\nrules: ", "[", NL_YAML_MAX_DEPTH - 1, "");
+    CHECK(open != NULL, "out of memory");
+    /* The rules list opens at column 8, its first item (a list) at 9. */
+    EXPECT_ERROR_FREE(repeat(open, "]", NL_YAML_MAX_DEPTH - 1, "\n"), "2:9",
+                      "rule 1 must be a mapping");
+    free(open);
+}
+
+static void more_anchors_than_the_limit_are_refused(void)
+{
+    char *yaml = malloc(32 * (NL_YAML_MAX_ANCHORS + 2) + 16);
+    CHECK(yaml != NULL, "out of memory");
+    size_t used = (size_t)sprintf(yaml, "version: 1\nx:\n");
+    for (int i = 0; i <= NL_YAML_MAX_ANCHORS; i++)
+        used += (size_t)sprintf(yaml + used, "  - &a%d %d\n", i, i);
+    char linecol[32], want[64];
+    snprintf(linecol, sizeof(linecol), "%d:5", 3 + NL_YAML_MAX_ANCHORS);
+    snprintf(want, sizeof(want), "more than %d anchors (&a%d is one too many)",
+             NL_YAML_MAX_ANCHORS, NL_YAML_MAX_ANCHORS);
+    EXPECT_ERROR_FREE(yaml, linecol, want);
+}
+
+/* Five nodes before the first entry (mapping, two keys, "1", the list):
+ * entry N is node 5 + N, and entries sit 3 columns apart from column 9. */
+static void nodes_past_the_limit_without_aliases_are_refused(void)
+{
+    char linecol[32];
+    int entry = NL_YAML_MAX_NODES + 1 - 5;
+    snprintf(linecol, sizeof(linecol), "2:%d", 9 + (entry - 1) * 3);
+    EXPECT_ERROR_FREE(repeat("version: 1\nrules: [", "a, ", NL_YAML_MAX_NODES, "a]\n"), linecol,
+                      "the policy has more than 100000 nodes, the limit");
+}
+
+#define ONE_LAYER_RULE "  - {match: {role: client}, layers: [{ca: certs/outer-ca.pem}]}\n"
+
+static void layers_past_the_total_limit_are_refused(void)
+{
+    char linecol[32];
+    snprintf(linecol, sizeof(linecol), "%d:38", 2 + NL_POLICY_MAX_TOTAL_LAYERS + 1);
+    EXPECT_ERROR_FREE(repeat("version: 1\nrules:\n", ONE_LAYER_RULE,
+                             NL_POLICY_MAX_TOTAL_LAYERS + 1, ""),
+                      linecol, "more than 128 TLS layers in all rules together");
+}
+
+static void layers_at_the_total_limit_load(void)
+{
+    LOAD_OK_FREE(repeat("version: 1\nrules:\n", ONE_LAYER_RULE, NL_POLICY_MAX_TOTAL_LAYERS, ""));
+}
+
 /* --- keys ------------------------------------------------------------- */
 
 static void unknown_layer_key_suggests_nearest(void)
@@ -346,7 +541,8 @@ static void unknown_key_far_from_all_lists_valid_keys(void)
 {
     EXPECT_MESSAGE("version: 1\nsettings:\n  colour: red\n", "3:3",
                    "unknown key 'colour' in settings (valid keys: log_level, log_file, "
-                   "default_action, handshake_timeout_ms, linger_ms, keylog_file)");
+                   "default_action, handshake_timeout_ms, linger_ms, keylog_file, "
+                   "insecure_allow_unhookable, allow_io_uring)");
 }
 
 static void duplicate_key_points_at_second(void)
@@ -1143,6 +1339,20 @@ int main(void)
     RUN(version_must_be_scalar);
     RUN(unreadable_policy_file);
     RUN(error_names_file_as_given);
+
+    RUN(policy_over_1_mib_is_refused);
+    RUN(policy_of_exactly_1_mib_loads);
+    RUN(device_and_directory_are_not_policies);
+    RUN(fifo_is_refused_without_blocking);
+    RUN(alias_expansion_past_the_limit_is_refused);
+    RUN(alias_inside_its_own_anchor_is_refused);
+    RUN(shared_layers_by_alias_load);
+    RUN(nesting_past_the_depth_limit_is_refused);
+    RUN(nesting_at_the_depth_limit_is_only_checked_for_sense);
+    RUN(more_anchors_than_the_limit_are_refused);
+    RUN(nodes_past_the_limit_without_aliases_are_refused);
+    RUN(layers_past_the_total_limit_are_refused);
+    RUN(layers_at_the_total_limit_load);
 
     RUN(unknown_layer_key_suggests_nearest);
     RUN(unknown_top_key_suggests_transposition);

@@ -53,9 +53,11 @@ UNIT_LINK := $(filter-out $(BUILD)/obj/src/cli/%,$(CLI_OBJ)) \
 $(BUILD)/tests/test_relay: $(BUILD)/obj/src/engine/conn.o $(BUILD)/obj/src/engine/reset.o \
                            $(BUILD)/obj/src/common/real.o
 $(BUILD)/tests/test_epoll_registry: $(BUILD)/obj/src/hooks/epoll_registry.o
+# test_names compiles the name and decision hooks into itself (#include).
+$(BUILD)/tests/test_names: src/hooks/names.c src/hooks/decide.c
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 # Small plaintext programs the bats suites drive (they know nothing of TLS).
 $(BUILD)/tests/%: tests/helpers/%.c $(wildcard tests/helpers/*.h)

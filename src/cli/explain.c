@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 
@@ -147,6 +148,60 @@ static void print_outcome(const char *file, const struct nl_policy *policy,
     }
 }
 
+/* The policy's own matcher on one query: the match, the action, the layers. */
+static void print_decision(const char *file, const struct nl_policy *policy, enum nl_role role,
+                           const struct target *t, const char *program)
+{
+    struct nl_conn_query q = {
+        .role = role,
+        .addr = (const struct sockaddr *)&t->addr,
+        .hostname = role == NL_ROLE_CLIENT ? t->name : NULL,
+        .program = program,
+    };
+    const struct nl_rule *rule = nl_policy_match(policy, &q);
+    if (rule != NULL) {
+        print_outcome(file, policy, rule, role, t);
+        return;
+    }
+    printf("match:   no rule matches\n");
+    printf("action:  %s (the default action)\n", nl_action_name(policy->settings.default_action));
+}
+
+/* curl answers "localhost" and "*.localhost" itself (RFC 6761). */
+static bool curl_answers_itself(const char *name)
+{
+    size_t n = strlen(name);
+    return strcasecmp(name, "localhost") == 0 ||
+           (n > 10 && strcasecmp(name + n - 10, ".localhost") == 0);
+}
+
+/* The library sees a client's host name only when the program resolves it
+ * through libc: say so, and show both outcomes, so that a wrap promised by
+ * a name is never read as a wrap of every connection to that address. */
+static void explain_client_name(const char *file, const struct nl_policy *policy,
+                                const struct target *t, const char *program)
+{
+    printf("names:   the host name counts only for a program that resolves it through libc\n"
+           "         (getaddrinfo, gethostbyname) and connects to what it returned.\n");
+    if (curl_answers_itself(t->name))
+        printf("         curl answers \"localhost\" itself, without libc: for curl this\n"
+               "         connection is decided by the address alone, as is any connection\n"
+               "         whose name nestls does not see.\n");
+    else
+        printf("         A connection whose name nestls does not see (a program with its own\n"
+               "         resolver, or given the bare address) is decided by the address alone.\n");
+    printf("         A program that resolved other names to this address as well gets the\n"
+           "         strictest of their outcomes, and a layer without server_name verifies\n"
+           "         the address itself.\n");
+    printf("\nresolved through libc, as %s:\n", t->name);
+    print_decision(file, policy, NL_ROLE_CLIENT, t, program);
+    struct target by_address = *t;
+    by_address.name = NULL;
+    printf("\nby the address %s alone (%s, or a name nestls does not see):\n", t->ip,
+           curl_answers_itself(t->name) ? "curl" : "an IP given");
+    print_decision(file, policy, NL_ROLE_CLIENT, &by_address, program);
+}
+
 int nl_cli_explain(int argc, char **argv)
 {
     const char *pos[3];
@@ -193,15 +248,6 @@ int nl_cli_explain(int argc, char **argv)
         return NL_EXIT_FAIL;
     }
 
-    /* The library knows a resolved name only for connections it makes. */
-    struct nl_conn_query q = {
-        .role = role,
-        .addr = (const struct sockaddr *)&t.addr,
-        .hostname = role == NL_ROLE_CLIENT ? t.name : NULL,
-        .program = program,
-    };
-    const struct nl_rule *rule = nl_policy_match(policy, &q);
-
     printf("policy:  %s\n", policy->path);
     if (role == NL_ROLE_CLIENT)
         printf("query:   client connects to %s port %u", t.ip, t.port);
@@ -211,13 +257,10 @@ int nl_cli_explain(int argc, char **argv)
         printf(", %s %s", role == NL_ROLE_CLIENT ? "host name" : "resolved from", t.name);
     printf(", program %s\n", program ? program : "(not given)");
 
-    if (rule == NULL) {
-        printf("match:   no rule matches\n");
-        printf("action:  %s (the default action)\n",
-               nl_action_name(policy->settings.default_action));
-    } else {
-        print_outcome(pos[0], policy, rule, role, &t);
-    }
+    if (role == NL_ROLE_CLIENT && t.name != NULL)
+        explain_client_name(pos[0], policy, &t, program);
+    else
+        print_decision(pos[0], policy, role, &t, program);
     nl_policy_free(policy);
     fflush(stdout);
     return NL_EXIT_OK;

@@ -73,6 +73,7 @@ static void bind_all(void)
     BIND(getsockopt);
     BIND(setsockopt);
     BIND(getaddrinfo);
+    BIND(freeaddrinfo);
     BIND(gethostbyname);
     BIND(gethostbyname2);
     BIND(gethostbyname_r);

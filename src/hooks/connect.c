@@ -207,9 +207,8 @@ static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t le
     if (addr != NULL && len >= sizeof(sa_family_t) &&
         (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) && nl_is_tcp_socket(fd, &family)) {
         /* Decided as the parent would: with the name resolved for it. */
-        char host[256];
-        const char *hostname = nl_names_lookup(addr, host, sizeof(host)) ? host : NULL;
-        if (nl_decide(NL_ROLE_CLIENT, addr, hostname).action != NL_ACTION_PASSTHROUGH) {
+        char host[NL_HOST_MAX];
+        if (nl_decide_client(addr, host, sizeof(host)).action != NL_ACTION_PASSTHROUGH) {
             errno = EPERM;
             return -1;
         }
@@ -229,9 +228,9 @@ static int nl_connect(int fd, const struct sockaddr *addr, socklen_t len)
         (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) || !nl_is_tcp_socket(fd, &family))
         return nl_real.connect(fd, addr, len);
 
-    char host[256];
-    const char *hostname = nl_names_lookup(addr, host, sizeof(host)) ? host : NULL;
-    struct nl_decision d = nl_decide(NL_ROLE_CLIENT, addr, hostname);
+    char host[NL_HOST_MAX];
+    struct nl_decision d = nl_decide_client(addr, host, sizeof(host));
+    const char *hostname = d.peer_name;
     switch (d.action) {
     case NL_ACTION_PASSTHROUGH:
         log_decision("passed through in plaintext", &d, addr);

@@ -33,8 +33,22 @@ static inline bool nl_started(void)
 bool nl_in_vfork_child(void);
 void nl_owner_is_me(void); /* start-up, and a fork child */
 
-/* names.c: the host name the program resolved for an address, if any. */
-bool nl_names_lookup(const struct sockaddr *addr, char *host, size_t len);
+/* names.c: the host names the program resolved to an address, for a
+ * connection to it (see names.c for why there may be several). Callers
+ * decide through nl_decide_client() below, not through this. */
+#define NL_HOST_MAX 256 /* a host name and its NUL */
+enum nl_names_source {
+    NL_NAMES_NONE,          /* no lookup gave this address */
+    NL_NAMES_EXACT,         /* addr is an ai_addr of a getaddrinfo list still
+                               held: that lookup's name, certainly */
+    NL_NAMES_THIS_THREAD,   /* an address copied: names this thread, or a
+                               thread that has ended, resolved */
+    NL_NAMES_OTHER_THREADS, /* none of those: names threads still running did */
+};
+/* Called once per distinct name, newest first, under the names lock: it
+ * must take no lock and call no hook. */
+typedef void nl_name_fn(const char *name, void *ctx);
+enum nl_names_source nl_names_for(const struct sockaddr *addr, nl_name_fn *each, void *ctx);
 
 /* epoll.c: move the program's epoll registrations of fd across a swap of
  * the file behind it. detach before the swap, reattach after. */
@@ -56,7 +70,20 @@ void nl_hooks_install_exit_handler(void);
 struct nl_decision {
     const struct nl_rule *rule; /* NULL: the default action */
     enum nl_action action;
+    /* client: the name the layers send as SNI and verify (unless a layer
+     * sets server_name), or NULL to verify the peer's address itself. */
+    const char *peer_name;
 };
+/* The one entry for every road that connects a client socket to addr
+ * (connect, a vfork child's connect, sendto/sendmsg with MSG_FASTOPEN):
+ * the name this program resolved for this connection, if it is known,
+ * decides; name_buf (NL_HOST_MAX bytes) holds peer_name. Unknown: the
+ * address alone decides. Ambiguous (several names): the strictest of what
+ * each name and the address alone would get, and peer_name NULL. Either
+ * is logged in one line when it matters. It records nothing (it only
+ * reads under the names lock), so the vfork-child connect may call it. */
+struct nl_decision nl_decide_client(const struct sockaddr *addr, char *name_buf, size_t len);
+/* The bare matcher, for one role and a name already known (accept). */
 struct nl_decision nl_decide(enum nl_role role, const struct sockaddr *addr, const char *hostname);
 bool nl_is_tcp_socket(int fd, int *family);
 

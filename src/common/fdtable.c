@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ struct nl_sock *nl_sock_new(int family)
         return NULL;
     s->refs = 1;
     s->family = family;
+    s->protocol = IPPROTO_TCP;
     s->tcp_fd = -1;
     return s;
 }

@@ -16,6 +16,7 @@
 struct nl_sock {
     int refs;                        /* guarded by the table lock */
     int family;                      /* AF_INET or AF_INET6 */
+    int protocol;                    /* IPPROTO_TCP or IPPROTO_MPTCP */
     struct sockaddr_storage local;   /* the TCP socket's own address */
     socklen_t local_len;
     struct sockaddr_storage peer;    /* the TCP peer */

@@ -68,6 +68,9 @@ static void bind_all(void)
     BIND(write);
     BIND(send);
     BIND(sendto);
+    BIND(sendmsg);
+    BIND(sendmmsg);
+    BIND(syscall);
     BIND(getpeername);
     BIND(getsockname);
     BIND(getsockopt);

@@ -23,6 +23,7 @@
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 #include "hooks/pair.h"
+#include "hooks/roads.h"
 
 static int wrap_accepted(int conn, int family, const struct nl_rule *rule, struct sockaddr *addr,
                          socklen_t *addrlen, int flags)
@@ -84,7 +85,7 @@ static int wrap_accepted(int conn, int family, const struct nl_rule *rule, struc
     return prog_end;
 }
 
-static int nl_accept4(int listener, struct sockaddr *addr, socklen_t *addrlen, int flags)
+int nl_accept_road(int listener, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
     if (nl_policy == NULL)
         return nl_real.accept4(listener, addr, addrlen, flags);
@@ -134,12 +135,12 @@ NL_EXPORT int accept4(int listener, struct sockaddr *addr, socklen_t *addrlen, i
 {
     if (!nl_started())
         return nl_real.accept4(listener, addr, addrlen, flags);
-    return nl_accept4(listener, addr, addrlen, flags);
+    return nl_accept_road(listener, addr, addrlen, flags);
 }
 
 NL_EXPORT int accept(int listener, struct sockaddr *addr, socklen_t *addrlen)
 {
     if (!nl_started())
         return nl_real.accept(listener, addr, addrlen);
-    return nl_accept4(listener, addr, addrlen, 0);
+    return nl_accept_road(listener, addr, addrlen, 0);
 }

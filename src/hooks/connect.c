@@ -1,9 +1,11 @@
 /* connect(): the client role.
  *
- * For a TCP socket that a client rule wraps: the real connect runs on the
- * program's socket (TCP errors stay the kernel's own), then the TCP socket
- * moves to a high engine descriptor and an AF_UNIX socketpair end takes its
- * place under the program's descriptor number. A blocking connect returns
+ * For a TCP socket that a client rule wraps: the real connect runs on a
+ * twin of the program's socket, at a high engine descriptor (twin.c: the
+ * program's own socket is never connected, so no other reference to it can
+ * reach the wire; TCP errors stay the kernel's own), and an AF_UNIX
+ * socketpair end takes the place of the program's socket under its
+ * descriptor number. A blocking connect returns
  * once every layer is up; a non-blocking one returns EINPROGRESS and its
  * descriptor turns writable only once every layer is up, as a TCP socket
  * turns writable once connected.
@@ -15,6 +17,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,21 +30,31 @@
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 #include "hooks/pair.h"
+#include "hooks/roads.h"
+#include "hooks/twin.h"
 
 /* Bytes queued into the program's end of a non-blocking connect so that it
  * polls unwritable until the layers are up (the engine drops them). */
 #define FILLER_BYTES 2048
 
+/* Every decision, at debug level (`nestls run -v`): which rule or the
+ * default action, the outcome, and the host name it was matched and is
+ * verified with. A denial is a warning (tests/CONTRACT.md's shape). */
 static void log_decision(const char *verb, const struct nl_decision *d, const struct sockaddr *addr)
 {
-    char a[80];
+    enum nl_log_level level = d->action == NL_ACTION_DENY ? NL_LOG_WARN : NL_LOG_DEBUG;
+    if (!nl_log_enabled(level))
+        return;
+    char a[80], rule[300], name[320] = "";
     nl_format_addr(addr, a, sizeof(a));
     if (d->rule)
-        nl_log(d->action == NL_ACTION_DENY ? NL_LOG_WARN : NL_LOG_DEBUG, "rule '%s': client -> %s %s",
-               d->rule->name, a, verb);
+        snprintf(rule, sizeof(rule), "rule '%s'", d->rule->name);
     else
-        nl_log(d->action == NL_ACTION_DENY ? NL_LOG_WARN : NL_LOG_DEBUG,
-               "default action: client -> %s %s", a, verb);
+        snprintf(rule, sizeof(rule), "default action");
+    if (level == NL_LOG_DEBUG)
+        snprintf(name, sizeof(name), d->peer_name ? " (host name '%s')" : " (no host name%s)",
+                 d->peer_name ? d->peer_name : ": the address is verified");
+    nl_log(level, "%s: client -> %s %s%s", rule, a, verb, name);
 }
 
 /* A blocking connect interrupted by a signal goes on in the kernel; we must
@@ -79,44 +94,58 @@ static void hold_program_end(int prog_end, struct nl_conn_spec *spec)
     spec->filler = n > 0 ? (size_t)n : 0;
 }
 
-/* A failure after the real connect() succeeded: the program's socket is
- * connected in plaintext, so shut it down before reporting errno (kept). */
-static int refuse_plaintext(int fd)
+/* connect() on a socket that is listening, connected or connecting gets
+ * the kernel's answer (EINVAL, EISCONN, EALREADY): only a fresh socket
+ * gets a twin (twin.c). */
+static bool kernel_must_answer(int fd)
 {
-    int saved = errno;
-    nl_real.shutdown(fd, SHUT_RDWR);
-    errno = saved;
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (nl_real.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+        return true;
+    struct tcp_info info;
+    len = sizeof(info);
+    if (nl_real.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0)
+        return info.tcpi_state != TCP_CLOSE;
+    struct sockaddr_storage peer;
+    len = sizeof(peer);
+    return nl_real.getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+}
+
+/* The TCP connection itself, on the engine's twin socket: 0 when up (or
+ * deferred by TCP_FASTOPEN_CONNECT), 1 when a non-blocking connect is in
+ * progress, -1 with the kernel's errno. */
+static int connect_twin(int tcp, bool nonblocking, const struct sockaddr *addr, socklen_t len)
+{
+    if (nl_real.connect(tcp, addr, len) == 0)
+        return 0;
+    if (errno == EINPROGRESS && nonblocking)
+        return 1;
+    if (errno == EINTR && !nonblocking)
+        return finish_interrupted_connect(tcp);
     return -1;
 }
 
 static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen_t len,
                         const struct nl_rule *rule, const char *hostname)
 {
+    if (kernel_must_answer(fd))
+        return nl_real.connect(fd, addr, len);
     int status_flags = fcntl(fd, F_GETFL);
     int fd_flags = fcntl(fd, F_GETFD);
     bool nonblocking = status_flags >= 0 && (status_flags & O_NONBLOCK);
 
-    int r = nl_real.connect(fd, addr, len);
-    bool in_progress = false;
-    if (r != 0) {
-        if (errno == EINPROGRESS && nonblocking)
-            in_progress = true;
-        else if (errno == EINTR && !nonblocking) {
-            if (finish_interrupted_connect(fd) != 0)
-                return -1;
-        } else
-            return -1; /* the kernel's own answer */
-    }
-
-    int tcp = nl_guard_dup_high(fd);
-    int prog_end, engine_end;
+    int tcp = nl_twin_socket(fd, family, nonblocking);
     if (tcp < 0)
-        return refuse_plaintext(fd);
-    if (nl_pair_open(&prog_end, &engine_end) != 0) {
+        return -1;
+    int connected = connect_twin(tcp, nonblocking, addr, len);
+    bool in_progress = connected == 1;
+    int prog_end, engine_end;
+    if (connected < 0 || nl_pair_open(&prog_end, &engine_end) != 0) {
         int saved = errno;
         nl_pair_abort(tcp, -1);
         errno = saved;
-        return refuse_plaintext(fd);
+        return -1; /* the program's socket is untouched and unconnected */
     }
     struct nl_sock *sock = nl_pair_sock(tcp, family, addr, len);
     struct nl_waiter waiter;
@@ -151,7 +180,7 @@ static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen
         if (sock)
             nl_sock_put(sock);
         errno = e;
-        return refuse_plaintext(fd);
+        return -1;
     }
     nl_real.close(prog_end);
     if (nonblocking)
@@ -201,7 +230,7 @@ static int repeated_connect(struct nl_sock *s)
 /* A vfork/CLONE_VM child cannot start a connection of its own (the engine
  * is its parent's): where the policy would wrap, it is refused rather
  * than sent in plaintext. */
-static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t len)
+static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t len, bool *plaintext)
 {
     int family;
     if (addr != NULL && len >= sizeof(sa_family_t) &&
@@ -213,20 +242,25 @@ static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t le
             return -1;
         }
     }
-    return nl_real.connect(fd, addr, len);
+    *plaintext = true;
+    return 0;
 }
 
-static int nl_connect(int fd, const struct sockaddr *addr, socklen_t len)
+int nl_connect_road(int fd, const struct sockaddr *addr, socklen_t len, bool *plaintext)
 {
     int family;
+    *plaintext = false;
     if (nl_in_vfork_child())
-        return vfork_child_connect(fd, addr, len);
+        return vfork_child_connect(fd, addr, len, plaintext);
     struct nl_sock *wrapped = nl_wrapped_get(fd);
     if (wrapped != NULL)
         return repeated_connect(wrapped);
     if (nl_policy == NULL || addr == NULL || len < sizeof(sa_family_t) ||
-        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) || !nl_is_tcp_socket(fd, &family))
-        return nl_real.connect(fd, addr, len);
+        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
+        !nl_is_tcp_socket(fd, &family)) {
+        *plaintext = true;
+        return 0;
+    }
 
     char host[NL_HOST_MAX];
     struct nl_decision d = nl_decide_client(addr, host, sizeof(host));
@@ -234,12 +268,14 @@ static int nl_connect(int fd, const struct sockaddr *addr, socklen_t len)
     switch (d.action) {
     case NL_ACTION_PASSTHROUGH:
         log_decision("passed through in plaintext", &d, addr);
-        return nl_real.connect(fd, addr, len);
+        *plaintext = true;
+        return 0;
     case NL_ACTION_DENY:
         log_decision("denied", &d, addr);
         errno = EPERM;
         return -1;
     case NL_ACTION_WRAP:
+        log_decision("wrapped", &d, addr);
         break;
     }
     return wrap_connect(fd, family, addr, len, d.rule, hostname);
@@ -249,5 +285,11 @@ NL_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     if (!nl_started())
         return nl_real.connect(fd, addr, len);
-    return nl_connect(fd, addr, len);
+    bool plaintext;
+    int r = nl_connect_road(fd, addr, len, &plaintext);
+    return plaintext ? nl_real.connect(fd, addr, len) : r;
 }
+
+/* glibc exports connect under a second name too: the same road. */
+NL_EXPORT int __connect(int fd, const struct sockaddr *addr, socklen_t len)
+    __attribute__((alias("connect")));

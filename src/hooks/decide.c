@@ -28,8 +28,10 @@ bool nl_is_tcp_socket(int fd, int *family)
         (domain != AF_INET && domain != AF_INET6))
         return false;
     len = sizeof(int);
+    /* MPTCP is TCP to the program and to the policy: a plaintext road
+     * otherwise (socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)). */
     if (nl_real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0 ||
-        protocol != IPPROTO_TCP)
+        (protocol != IPPROTO_TCP && protocol != IPPROTO_MPTCP))
         return false;
     if (family)
         *family = domain;

@@ -33,6 +33,9 @@ struct nl_sock *nl_pair_sock(int tcp_fd, int family, const struct sockaddr *peer
         peer_len = sizeof(s->peer);
     memcpy(&s->peer, peer, peer_len);
     s->peer_len = peer_len;
+    socklen_t len = sizeof(s->protocol);
+    if (nl_real.getsockopt(tcp_fd, SOL_SOCKET, SO_PROTOCOL, &s->protocol, &len) != 0)
+        s->protocol = IPPROTO_TCP;
     s->tcp_fd = tcp_fd;
     return s;
 }

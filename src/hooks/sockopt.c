@@ -95,7 +95,7 @@ static int nl_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     if (level == SOL_SOCKET && name == SO_DOMAIN) {
         r = put_int(val, len, s->family);
     } else if (level == SOL_SOCKET && name == SO_PROTOCOL) {
-        r = put_int(val, len, IPPROTO_TCP);
+        r = put_int(val, len, s->protocol);
     } else if (level == SOL_SOCKET && name == SO_ERROR) {
         nl_sock_lock();
         int err = s->so_error;

@@ -1,4 +1,4 @@
-/* write(), send(), sendto(): the fast path for a wrapped socket.
+/* write() and send(): the fast path for a wrapped socket.
  *
  * The program's end of the socketpair behaves as before for everything
  * else (poll, readiness, errors); only the bytes of a write can skip it:
@@ -12,7 +12,7 @@
  * A blocking descriptor gets a full write (the rest is written the usual,
  * blocking way); a non-blocking one may get a short count, as from the
  * kernel. Flags other than MSG_DONTWAIT and MSG_NOSIGNAL (MSG_MORE,
- * MSG_OOB...) and sendto with an address take the usual way.
+ * MSG_OOB...) take the usual way. (sendto, sendmsg: send_addressed.c.)
  *
  * errno contract: the kernel's, from the socketpair, for everything the
  * fast path did not take. */
@@ -29,6 +29,7 @@
 #include "engine/engine.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
+#include "hooks/roads.h"
 
 #define SHUT_FOR_WRITING (-2)
 
@@ -69,7 +70,7 @@ static ssize_t write_from_handler(int fd, const void *buf, size_t len, int flags
 }
 
 /* What the kernel answers a write on a socket shut for writing. */
-static ssize_t broken_pipe(int flags)
+ssize_t nl_broken_pipe(int flags)
 {
     if (!(flags & MSG_NOSIGNAL))
         pthread_kill(pthread_self(), SIGPIPE);
@@ -101,32 +102,31 @@ NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
         return write_from_handler(fd, buf, len, 0);
     ssize_t taken = try_direct(fd, buf, len);
     if (taken == SHUT_FOR_WRITING)
-        return broken_pipe(0);
+        return nl_broken_pipe(0);
     if (taken < 0)
         return nl_real.write(fd, buf, len);
     return (size_t)taken == len ? taken : send_rest(fd, buf, len, taken, 0);
+}
+
+ssize_t nl_send_road(int fd, const void *buf, size_t len, int flags)
+{
+    if (in_locked_section(fd))
+        return write_from_handler(fd, buf, len, flags);
+    ssize_t taken = try_direct(fd, buf, (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? 0 : len);
+    if (taken == SHUT_FOR_WRITING)
+        return nl_broken_pipe(flags);
+    if (taken < 0)
+        return nl_real.send(fd, buf, len, flags);
+    return (size_t)taken == len ? taken : send_rest(fd, buf, len, taken, flags);
 }
 
 NL_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
     if (!nl_started())
         return nl_real.send(fd, buf, len, flags);
-    if (in_locked_section(fd))
-        return write_from_handler(fd, buf, len, flags);
-    ssize_t taken = try_direct(fd, buf, (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? 0 : len);
-    if (taken == SHUT_FOR_WRITING)
-        return broken_pipe(flags);
-    if (taken < 0)
-        return nl_real.send(fd, buf, len, flags);
-    return (size_t)taken == len ? taken : send_rest(fd, buf, len, taken, flags);
+    return nl_send_road(fd, buf, len, flags);
 }
 
-NL_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
-                         const struct sockaddr *to, socklen_t tolen)
-{
-    if (!nl_started())
-        return nl_real.sendto(fd, buf, len, flags, to, tolen);
-    if (to != NULL)
-        return nl_real.sendto(fd, buf, len, flags, to, tolen);
-    return send(fd, buf, len, flags);
-}
+/* glibc exports write and send under second names too: the same roads. */
+NL_EXPORT ssize_t __write(int fd, const void *buf, size_t len) __attribute__((alias("write")));
+NL_EXPORT ssize_t __send(int fd, const void *buf, size_t len, int flags) __attribute__((alias("send")));

@@ -19,7 +19,8 @@ PACKAGES=(gcc make pkg-config libssl-dev libyaml-dev openssl
           stunnel4 socat curl python3 redis-server redis-tools tcpdump
           procps iproute2 testssl.sh sslscan
           clang libclang-rt-14-dev valgrind
-          postgresql postgresql-client openssh-server openssh-client util-linux)
+          postgresql postgresql-client openssh-server openssh-client util-linux
+          liburing2 libcap2-bin)
 
 quiet=0
 case ${1:-} in

@@ -1,0 +1,70 @@
+/* syscall(): the same roads, reached by number.
+ *
+ * A program (or a runtime: libuv, some language bindings) may call
+ * connect, accept, sendto, sendmsg or io_uring_setup through libc's
+ * syscall() instead of their own functions. Those numbers take the same
+ * hooks as the functions; every other number goes to libc untouched.
+ *
+ * errno contract: syscall()'s: -1 and errno, as the hooked function's. */
+#include <stdarg.h>
+#include <sys/syscall.h>
+
+#include "common/real.h"
+#include "hooks/export.h"
+#include "hooks/hooks.h"
+#include "hooks/roads.h"
+#include "hooks/uring.h"
+
+#include <errno.h>
+
+static long dispatch(long n, long a[6], bool *handled)
+{
+    *handled = true;
+    switch (n) {
+    case SYS_connect: {
+        bool plaintext;
+        int r = nl_connect_road((int)a[0], (const struct sockaddr *)a[1], (socklen_t)a[2], &plaintext);
+        if (!plaintext)
+            return r;
+        break;
+    }
+    case SYS_accept:
+        return nl_accept_road((int)a[0], (struct sockaddr *)a[1], (socklen_t *)a[2], 0);
+    case SYS_accept4:
+        return nl_accept_road((int)a[0], (struct sockaddr *)a[1], (socklen_t *)a[2], (int)a[3]);
+    case SYS_sendto:
+        return nl_sendto_road((int)a[0], (const void *)a[1], (size_t)a[2], (int)a[3],
+                              (const struct sockaddr *)a[4], (socklen_t)a[5]);
+    case SYS_sendmsg:
+        return nl_sendmsg_road((int)a[0], (const struct msghdr *)a[1], (int)a[2]);
+    case SYS_sendmmsg:
+        return nl_sendmmsg_road((int)a[0], (struct mmsghdr *)a[1], (unsigned)a[2], (int)a[3]);
+    case SYS_io_uring_setup:
+        if (nl_uring_refused()) {
+            errno = ENOSYS;
+            return -1;
+        }
+        break;
+    default:
+        break;
+    }
+    *handled = false;
+    return 0;
+}
+
+NL_EXPORT long syscall(long number, ...)
+{
+    long a[6];
+    va_list ap;
+    va_start(ap, number);
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (nl_started()) {
+        bool handled;
+        long r = dispatch(number, a, &handled);
+        if (handled)
+            return r;
+    }
+    return nl_real.syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}

@@ -34,4 +34,12 @@ void nl_cli_print_match(FILE *out, const struct nl_rule *rule, const char *inden
 void nl_cli_print_layer(FILE *out, const struct nl_layer *layer, size_t index, size_t n,
                         enum nl_role role, const char *client_name, const char *indent);
 
+/* reach.c: can libnestls.so reach the program `run` is about to exec? */
+#define NL_REACH_WHY_MAX 1024
+/* 1 when the library at lib cannot reach cmd (found on PATH as execvp
+ * finds it), with why set to a reason that reads after "refusing to run
+ * CMD: ", e.g. "statically linked, so LD_PRELOAD cannot wrap its
+ * connections". 0 when it can, or when exec will fail anyway. */
+int nl_reach_refuses(const char *cmd, const char *lib, char *why, size_t len);
+
 #endif

@@ -1,10 +1,12 @@
 /* nestls run: validate the policy, then exec the program with libnestls.so
  * preloaded. The policy is loaded here first so that a broken policy is
  * reported once, by us, before anything runs — the library would refuse it
- * too, but only after the program had started. */
+ * too, but only after the program had started. The program is looked at
+ * first too (reach.c): one the library cannot reach would never refuse. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,16 +89,32 @@ static int set_preload(const char *lib)
     return rc;
 }
 
-static int check_policy(const char *path)
+static struct nl_policy *load_policy(const char *path)
 {
     struct nl_policy *policy = NULL;
     char err[NL_ERR_MAX];
     if (nl_policy_load(path, &policy, err, sizeof(err)) != 0) {
         nl_cli_error("%s", err);
-        return -1;
+        return NULL;
     }
-    nl_policy_free(policy);
-    return 0;
+    return policy;
+}
+
+/* A program the preload cannot reach would talk plaintext where the policy
+ * says TLS, and exit 0: refuse it, unless the policy says, spelled out as
+ * insecure, to run it anyway. */
+static int check_reach(const struct nl_policy *policy, const char *cmd, const char *lib)
+{
+    char why[NL_REACH_WHY_MAX];
+    if (!nl_policy_wraps(policy) || !nl_reach_refuses(cmd, lib, why, sizeof(why)))
+        return 0;
+    if (policy->settings.allow_unhookable) {
+        nl_cli_error("warning: running %s anyway (insecure_allow_unhookable: true): %s", cmd, why);
+        return 0;
+    }
+    nl_cli_error("refusing to run %s: %s (set insecure_allow_unhookable: true in settings to run "
+                 "it anyway, in plaintext)", cmd, why);
+    return -1;
 }
 
 int nl_cli_run(int argc, char **argv)
@@ -150,17 +168,24 @@ int nl_cli_run(int argc, char **argv)
         nl_cli_error("no policy: use -p FILE or set NESTLS_POLICY");
         return NL_EXIT_CONFIG;
     }
-    if (check_policy(policy) != 0)
+    struct nl_policy *loaded = load_policy(policy);
+    if (loaded == NULL)
         return NL_EXIT_CONFIG;
+    char lib[PATH_MAX];
+    int status = NL_EXIT_OK;
+    if (find_library(lib, sizeof(lib)) != 0)
+        status = NL_EXIT_FAIL;
+    else if (check_reach(loaded, cmd[0], lib) != 0)
+        status = NL_EXIT_CONFIG;
+    nl_policy_free(loaded);
+    if (status != NL_EXIT_OK)
+        return status;
 
     char abs_policy[PATH_MAX];
     if (realpath(policy, abs_policy) == NULL) {
         nl_cli_error("%s: %s", policy, strerror(errno));
         return NL_EXIT_CONFIG;
     }
-    char lib[PATH_MAX];
-    if (find_library(lib, sizeof(lib)) != 0)
-        return NL_EXIT_FAIL;
 
     if (setenv("NESTLS_POLICY", abs_policy, 1) != 0 || set_preload(lib) != 0 ||
         (verbose && setenv("NESTLS_LOG", "debug", 1) != 0)) {

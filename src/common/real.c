@@ -70,7 +70,6 @@ static void bind_all(void)
     BIND(sendto);
     BIND(sendmsg);
     BIND(sendmmsg);
-    BIND(syscall);
     BIND(getpeername);
     BIND(getsockname);
     BIND(getsockopt);

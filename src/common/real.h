@@ -26,7 +26,6 @@ struct nl_real {
     ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
     ssize_t (*sendmsg)(int, const struct msghdr *, int);
     int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
-    long (*syscall)(long, ...);
     int (*getpeername)(int, struct sockaddr *, socklen_t *);
     int (*getsockname)(int, struct sockaddr *, socklen_t *);
     int (*getsockopt)(int, int, int, void *, socklen_t *);

@@ -6,16 +6,15 @@
  * hooks as the functions; every other number goes to libc untouched.
  *
  * errno contract: syscall()'s: -1 and errno, as the hooked function's. */
+#include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 
-#include "common/real.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 #include "hooks/roads.h"
 #include "hooks/uring.h"
-
-#include <errno.h>
 
 static long dispatch(long n, long a[6], bool *handled)
 {
@@ -52,6 +51,29 @@ static long dispatch(long n, long a[6], bool *handled)
     return 0;
 }
 
+/* libc's syscall(), found on first use, without start-up: allocators
+ * (jemalloc in redis) call syscall() inside their own initialisation,
+ * holding their lock, so a hook that started nestls there (which
+ * allocates) would deadlock. nestls's own raw calls (common/sys.h) come
+ * through here too. */
+static long (*libc_syscall)(long, ...);
+
+static long (*next_syscall(void))(long, ...)
+{
+    long (*next)(long, ...) = __atomic_load_n(&libc_syscall, __ATOMIC_ACQUIRE);
+    if (next == NULL) {
+        next = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+        __atomic_store_n(&libc_syscall, next, __ATOMIC_RELEASE);
+    }
+    return next;
+}
+
+static bool is_a_road(long n)
+{
+    return n == SYS_connect || n == SYS_accept || n == SYS_accept4 || n == SYS_sendto ||
+           n == SYS_sendmsg || n == SYS_sendmmsg || n == SYS_io_uring_setup;
+}
+
 NL_EXPORT long syscall(long number, ...)
 {
     long a[6];
@@ -60,11 +82,11 @@ NL_EXPORT long syscall(long number, ...)
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
-    if (nl_started()) {
+    if (is_a_road(number) && nl_started()) {
         bool handled;
         long r = dispatch(number, a, &handled);
         if (handled)
             return r;
     }
-    return nl_real.syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+    return next_syscall()(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -33,6 +33,13 @@ static void print_settings(FILE *out, const struct nl_settings *s)
                 s->keylog_file);
     else
         fprintf(out, "  keylog_file:          off  (default)\n");
+    if (s->allow_io_uring)
+        fprintf(out, "  allow_io_uring:       true - io_uring, which no hook sees, is let through\n");
+    else
+        fprintf(out, "  allow_io_uring:       false  (default)\n");
+    if (s->allow_unhookable)
+        fprintf(out, "  insecure_allow_unhookable: true - INSECURE: programs LD_PRELOAD cannot "
+                     "reach run in plaintext\n");
 }
 
 static void print_rule(FILE *out, const struct nl_rule *rule, size_t index)

@@ -88,6 +88,8 @@ static void bind_all(void)
     BIND(execv);
     BIND(execvp);
     BIND(execvpe);
+    BIND(posix_spawn);
+    BIND(posix_spawnp);
 }
 
 void nl_real_bind(void)

@@ -27,6 +27,7 @@
 #include "engine/engine.h"
 #include "engine/keylog.h"
 #include "engine/sessions.h"
+#include "hooks/exec_env.h"
 #include "hooks/hooks.h"
 
 #define EXIT_CONFIG 78
@@ -173,6 +174,7 @@ static void start_up(void)
              nl_action_name(policy->settings.default_action));
     export_absolute_policy(path, policy);
     announce(policy);
+    nl_exec_env_init(policy->path);
     __atomic_store_n(&nl_started_flag, true, __ATOMIC_RELEASE);
     starting = false;
 }

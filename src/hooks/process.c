@@ -6,12 +6,14 @@
  *   before main, so it runs after the program's own atexit handlers.
  * - _exit()/_Exit() skip atexit; the hooks do the same drain first.
  * - exec: connections this process serves are handed to a relay process,
- *   so a wrapped descriptor that survives execve keeps working.
+ *   so a wrapped descriptor that survives execve keeps working; the new
+ *   image's environment keeps nestls (exec_env.c), as does posix_spawn's.
  *
  * errno contract: exec hooks return the real call's result and errno. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "common/real.h"
 #include "common/sys.h"
 #include "engine/engine.h"
+#include "hooks/exec_env.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
@@ -84,58 +87,85 @@ NL_EXPORT void _Exit(int status)
     nl_real._Exit(status);
 }
 
+/* Every exec: the hand-over first, then the kernel gets an environment
+ * that keeps nestls (exec_env.c). */
+#define EXEC_KEEPING_NESTLS(call, envp)                                                            \
+    do {                                                                                           \
+        bool held = handoff_before_exec();                                                         \
+        struct nl_exec_env mapped;                                                                 \
+        char *const *env = nl_exec_env(envp, &mapped);                                             \
+        int r = call;                                                                              \
+        nl_exec_env_done(&mapped);                                                                 \
+        return exec_returned(held, r);                                                             \
+    } while (0)
+
 NL_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
     if (!nl_started())
         return nl_real.execve(path, argv, envp);
-    bool held = handoff_before_exec();
-    int r = nl_real.execve(path, argv, envp);
-    return exec_returned(held, r);
+    EXEC_KEEPING_NESTLS(nl_real.execve(path, argv, env), envp);
 }
 
 NL_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     if (!nl_started())
         return nl_real.fexecve(fd, argv, envp);
-    bool held = handoff_before_exec();
-    int r = nl_real.fexecve(fd, argv, envp);
-    return exec_returned(held, r);
+    EXEC_KEEPING_NESTLS(nl_real.fexecve(fd, argv, env), envp);
 }
 
 NL_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
 {
     if (!nl_started())
         return nl_real.execveat(dirfd, path, argv, envp, flags);
-    bool held = handoff_before_exec();
-    int r = nl_real.execveat(dirfd, path, argv, envp, flags);
-    return exec_returned(held, r);
+    EXEC_KEEPING_NESTLS(nl_real.execveat(dirfd, path, argv, env, flags), envp);
 }
 
+/* execv and execvp pass the process's environment: the program may have
+ * emptied it (clearenv, unsetenv). */
 NL_EXPORT int execv(const char *path, char *const argv[])
 {
     if (!nl_started())
         return nl_real.execv(path, argv);
-    bool held = handoff_before_exec();
-    int r = nl_real.execv(path, argv);
-    return exec_returned(held, r);
+    EXEC_KEEPING_NESTLS(nl_real.execve(path, argv, env), environ);
 }
 
 NL_EXPORT int execvp(const char *file, char *const argv[])
 {
     if (!nl_started())
         return nl_real.execvp(file, argv);
-    bool held = handoff_before_exec();
-    int r = nl_real.execvp(file, argv);
-    return exec_returned(held, r);
+    EXEC_KEEPING_NESTLS(nl_real.execvpe(file, argv, env), environ);
 }
 
 NL_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
     if (!nl_started())
         return nl_real.execvpe(file, argv, envp);
-    bool held = handoff_before_exec();
-    int r = nl_real.execvpe(file, argv, envp);
-    return exec_returned(held, r);
+    EXEC_KEEPING_NESTLS(nl_real.execvpe(file, argv, env), envp);
+}
+
+/* posix_spawn execs in a child of glibc's making, through glibc's own
+ * execve: the environment is fixed here, before. (Nothing to hand over:
+ * the parent goes on serving what the child inherits.) */
+NL_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    if (!nl_started())
+        return nl_real.posix_spawn(pid, path, actions, attr, argv, envp);
+    struct nl_exec_env mapped;
+    int r = nl_real.posix_spawn(pid, path, actions, attr, argv, nl_exec_env(envp, &mapped));
+    nl_exec_env_done(&mapped);
+    return r;
+}
+
+NL_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    if (!nl_started())
+        return nl_real.posix_spawnp(pid, file, actions, attr, argv, envp);
+    struct nl_exec_env mapped;
+    int r = nl_real.posix_spawnp(pid, file, actions, attr, argv, nl_exec_env(envp, &mapped));
+    nl_exec_env_done(&mapped);
+    return r;
 }
 
 /* The execl family calls glibc's internal execve directly, so it is

@@ -210,8 +210,6 @@ static const char *source_name(enum nl_names_source source)
         return "the getaddrinfo result it connects to";
     case NL_NAMES_THIS_THREAD:
         return "resolved by this thread or one that has ended";
-    case NL_NAMES_OTHER_THREADS:
-        return "resolved by another thread";
     case NL_NAMES_NONE:
         break;
     }

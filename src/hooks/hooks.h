@@ -43,7 +43,6 @@ enum nl_names_source {
                                held: that lookup's name, certainly */
     NL_NAMES_THIS_THREAD,   /* an address copied: names this thread, or a
                                thread that has ended, resolved */
-    NL_NAMES_OTHER_THREADS, /* none of those: names threads still running did */
 };
 /* Called once per distinct name, newest first, under the names lock: it
  * must take no lock and call no hook. */

@@ -13,9 +13,11 @@
  *     that copy the address first (Python, curl): the names this thread
  *     resolved to the address, with those of threads that have ended (a
  *     thread that ends may have handed its answer over: curl resolves in
- *     a thread that ends once it has it); else the names threads still
- *     running resolved (a resolver pool). Several different names are
- *     reported as such; decide.c makes them ambiguous, never picks one.
+ *     a thread that ends once it has it). Never the names a thread still
+ *     running resolved: a resolver pool's lookups do not count (their
+ *     program's connections are decided by address). Several different
+ *     names are reported as such; decide.c makes them ambiguous, never
+ *     picks one.
  * Numeric host strings are not names and are not recorded. A vfork child
  * records and forgets nothing (it must not touch the parent's state).
  *
@@ -270,27 +272,29 @@ static const struct resolved *history_at(size_t age) /* 0: the newest */
     return &history[(history_next - 1 - age) % HISTORY_KEPT];
 }
 
-/* Whether the pair age back answered k, from this thread or an ended one
- * (mine), or from another thread still running (!mine). */
-static bool history_hit(size_t age, const struct addr_key *k, bool mine)
+/* Whether the pair age back answered k, from this thread or one that has
+ * ended. A thread still running is never asked: its name would be
+ * verified on a connection it was not resolved for (a helper thread
+ * resolving an attacker's name for the victim's address). */
+static bool history_hit(size_t age, const struct addr_key *k)
 {
     const struct resolved *r = history_at(age);
     bool ours = (this_thread != 0 && r->thread == this_thread) || r->ended;
-    return r->thread != 0 && same_key(&r->key, k) && ours == mine;
+    return r->thread != 0 && same_key(&r->key, k) && ours;
 }
 
-/* Each distinct name that the lookups history_hit(mine) selects gave for
- * k, newest first; returns how many. */
-static size_t history_names(const struct addr_key *k, bool mine, nl_name_fn *each, void *ctx)
+/* Each distinct name that the lookups history_hit selects gave for k,
+ * newest first; returns how many. */
+static size_t history_names(const struct addr_key *k, nl_name_fn *each, void *ctx)
 {
     size_t kept = history_next < HISTORY_KEPT ? history_next : HISTORY_KEPT, n = 0;
     for (size_t age = 0; age < kept; age++) {
-        if (!history_hit(age, k, mine))
+        if (!history_hit(age, k))
             continue;
         const char *host = history_at(age)->host;
         bool seen = false;
         for (size_t newer = 0; newer < age && !seen; newer++)
-            seen = history_hit(newer, k, mine) && same_name(history_at(newer)->host, host);
+            seen = history_hit(newer, k) && same_name(history_at(newer)->host, host);
         if (!seen) {
             each(host, ctx);
             n++;
@@ -310,10 +314,8 @@ enum nl_names_source nl_names_for(const struct sockaddr *addr, nl_name_fn *each,
     if (exact != NULL) {
         each(exact, ctx);
         source = NL_NAMES_EXACT;
-    } else if (history_names(&k, true, each, ctx) > 0) {
+    } else if (history_names(&k, each, ctx) > 0) {
         source = NL_NAMES_THIS_THREAD;
-    } else if (history_names(&k, false, each, ctx) > 0) {
-        source = NL_NAMES_OTHER_THREADS;
     }
     nl_mutex_unlock(&names_lock);
     return source;

@@ -217,3 +217,26 @@ send: ${#MARKER}
 echo: $MARKER"
     assert_not_on_wire "$MARKER"
 }
+
+@test "a TFO send from a signal handler that interrupts nestls's own locked section is decided, never sent in clear" {
+    # A deny rule: deciding takes no allocation, so the handler itself is
+    # async-signal-safe (a wrap would allocate, as any TLS does).
+    local sink pass
+    start_bg sink python3 "$HELPERS/sink.py" "$BATS_TEST_TMPDIR/sink"
+    sink=$(port_of sink)
+    pass=$(free_port)
+    write_policy deny.yaml <<EOF
+version: 1
+rules:
+  - name: no-tfo
+    match: {role: client, address: [127.0.0.1], port: [$sink]}
+    action: deny
+EOF
+    capture_start "$sink"
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- "$TESTBIN/handler_tfo" 4 "$sink" "$pass" "$MARKER"
+    capture_stop 0
+    assert_ok
+    assert_line "clear 0"
+    run grep -a -c -F -- "$MARKER" "$CAPTURE"
+    assert_output 0
+}

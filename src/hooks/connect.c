@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/locking.h"
 #include "common/log.h"
 #include "common/real.h"
 #include "common/util.h"
@@ -246,10 +247,28 @@ static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t le
     return 0;
 }
 
+/* A signal handler that interrupted nestls's own locked section on this
+ * thread: deciding would wait for a lock the interrupted code holds. A
+ * TCP connection is refused (EAGAIN: try again outside the handler);
+ * anything else goes to the kernel. */
+static int connect_from_handler(int fd, const struct sockaddr *addr, socklen_t len, bool *plaintext)
+{
+    int family;
+    if (addr != NULL && len >= sizeof(sa_family_t) &&
+        (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) && nl_is_tcp_socket(fd, &family)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    *plaintext = true;
+    return 0;
+}
+
 int nl_connect_road(int fd, const struct sockaddr *addr, socklen_t len, bool *plaintext)
 {
     int family;
     *plaintext = false;
+    if (nl_lock_held_here())
+        return connect_from_handler(fd, addr, len, plaintext);
     if (nl_in_vfork_child())
         return vfork_child_connect(fd, addr, len, plaintext);
     struct nl_sock *wrapped = nl_wrapped_get(fd);

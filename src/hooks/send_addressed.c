@@ -16,6 +16,10 @@
  * EISCONN), MSG_FASTOPEN gets TCP's EISCONN, and a send after
  * shutdown(SHUT_WR) gets EPIPE.
  *
+ * A signal handler that interrupted nestls's own locked section sends
+ * without nestls, except that a MSG_FASTOPEN connect is decided, and
+ * refused with EAGAIN where it would need a lock (nl_connect_road).
+ *
  * errno contract: the kernel's; connect()'s (connect.c) for the connect
  * that MSG_FASTOPEN makes. */
 #include <errno.h>
@@ -51,9 +55,9 @@ ssize_t nl_sendto_road(int fd, const void *buf, size_t len, int flags, const str
                        socklen_t tolen)
 {
     bool shut;
-    if (nl_lock_held_here())
+    if (nl_lock_held_here() && !(flags & MSG_FASTOPEN))
         return nl_real.sendto(fd, buf, len, flags, to, tolen);
-    if (is_wrapped(fd, &shut)) {
+    if (!nl_lock_held_here() && is_wrapped(fd, &shut)) {
         if (flags & MSG_FASTOPEN) {
             errno = EISCONN;
             return -1;
@@ -84,9 +88,9 @@ static ssize_t sendmsg_unaddressed(int fd, const struct msghdr *msg, int flags)
 ssize_t nl_sendmsg_road(int fd, const struct msghdr *msg, int flags)
 {
     bool shut;
-    if (nl_lock_held_here() || msg == NULL)
+    if (msg == NULL || (nl_lock_held_here() && !(flags & MSG_FASTOPEN)))
         return nl_real.sendmsg(fd, msg, flags);
-    if (is_wrapped(fd, &shut)) {
+    if (!nl_lock_held_here() && is_wrapped(fd, &shut)) {
         if (flags & MSG_FASTOPEN) {
             errno = EISCONN;
             return -1;
@@ -111,7 +115,7 @@ ssize_t nl_sendmsg_road(int fd, const struct msghdr *msg, int flags)
  * sent, or -1 if the first failed, as the kernel's. */
 int nl_sendmmsg_road(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
-    if (nl_lock_held_here() || vec == NULL || (!(flags & MSG_FASTOPEN) && !nl_wrapped_maybe(fd)))
+    if (vec == NULL || (!(flags & MSG_FASTOPEN) && (nl_lock_held_here() || !nl_wrapped_maybe(fd))))
         return nl_real.sendmmsg(fd, vec, vlen, flags);
     unsigned i;
     for (i = 0; i < vlen; i++) {

@@ -77,8 +77,8 @@ make_copies() {
 }
 
 # wrap.yaml wraps client connections to loopback; allow.yaml does too,
-# with insecure_allow_unhookable; nowrap.yaml has only passthrough and
-# deny rules.
+# with insecure_allow_unhookable; nowrap.yaml only passes through;
+# deny.yaml denies what its one passthrough rule does not match.
 write_policies() {
     local rule='rules:
   - name: tls
@@ -89,9 +89,12 @@ write_policies() {
       - ca: system'
     printf 'version: 1\n%s\n' "$rule" >"$ROADS/wrap.yaml"
     printf 'version: 1\nsettings:\n  insecure_allow_unhookable: true\n%s\n' "$rule" >"$ROADS/allow.yaml"
-    printf '%s\n' 'version: 1' 'settings:' '  default_action: deny' 'rules:' \
+    printf '%s\n' 'version: 1' 'rules:' \
         '  - name: local' '    match:' '      address: [127.0.0.1]' '    action: passthrough' \
-        '  - name: nothing' '    match:' '      port: [9]' '    action: deny' >"$ROADS/nowrap.yaml"
+        >"$ROADS/nowrap.yaml"
+    printf '%s\n' 'version: 1' 'settings:' '  default_action: deny' 'rules:' \
+        '  - name: local' '    match:' '      port: [9]' '    action: passthrough' \
+        >"$ROADS/deny.yaml"
     chmod 644 "$ROADS"/*.yaml
 }
 
@@ -288,7 +291,14 @@ assert_not_refused() {
     assert_not_refused 'plain_client ran'
 }
 
-@test "a policy with no wrap rule never refuses: the static client runs without a word" {
+@test "a deny policy refuses the static client too: it would connect where the policy denies" {
+    run --separate-stderr nestls_roads deny.yaml "$ROADS/static-client"
+    assert_failure 78
+    assert_output ''
+    [[ $stderr == *"$STATIC"* ]] || fail "not refused as static: $stderr"
+}
+
+@test "a policy that only passes through never refuses: the static client runs without a word" {
     run --separate-stderr nestls_roads nowrap.yaml "$ROADS/static-client"
     assert_not_refused 'plain_client ran'
     assert_equal "$stderr" ''

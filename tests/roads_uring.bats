@@ -56,11 +56,24 @@ EOF
     assert_output "io_uring_queue_init: 0"
 }
 
-@test "a policy that wraps nothing does not refuse io_uring" {
+@test "a deny policy refuses io_uring too: its I/O would bypass the denial" {
     write_policy deny.yaml <<'EOF'
 version: 1
 settings:
   default_action: deny
+rules:
+  - name: plain
+    match: {port: [9]}
+    action: passthrough
+EOF
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- "$TESTBIN/roads" uring-syscall 0 -
+    assert_ok
+    assert_output "io_uring_setup: ENOSYS"
+}
+
+@test "a policy that only passes through does not refuse io_uring" {
+    write_policy plain.yaml <<'EOF'
+version: 1
 rules:
   - name: plain
     match: {port: [9]}

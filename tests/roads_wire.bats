@@ -240,3 +240,32 @@ EOF
     run grep -a -c -F -- "$MARKER" "$CAPTURE"
     assert_output 0
 }
+
+@test "a dual-stack socket connecting to an IPv4-mapped address is wrapped and verified as the IPv4 address" {
+    capture_start "$PORT"
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6)
+s.connect(("::ffff:127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.argv[2].encode())
+print(s.recv(200).decode())' "$PORT" "$MARKER"
+    capture_stop 2
+    assert_ok
+    assert_output "$MARKER"
+    assert_not_on_wire "$MARKER"
+}
+
+@test "options that shape the connection, set before connect, are the TCP socket's and read back as set" {
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, 5)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+print(s.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16).rstrip(b"\0").decode(),
+      s.getsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY))
+s.sendall(b"x"); print(s.recv(1).decode())' "$PORT"
+    assert_ok
+    assert_output "lo 5
+x"
+}

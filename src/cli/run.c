@@ -106,7 +106,7 @@ static struct nl_policy *load_policy(const char *path)
 static int check_reach(const struct nl_policy *policy, const char *cmd, const char *lib)
 {
     char why[NL_REACH_WHY_MAX];
-    if (!nl_policy_wraps(policy) || !nl_reach_refuses(cmd, lib, why, sizeof(why)))
+    if (!nl_policy_restricts(policy) || !nl_reach_refuses(cmd, lib, why, sizeof(why)))
         return 0;
     if (policy->settings.allow_unhookable) {
         nl_cli_error("warning: running %s anyway (insecure_allow_unhookable: true): %s", cmd, why);

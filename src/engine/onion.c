@@ -50,12 +50,19 @@ static int set_peer_identity(SSL *ssl, const struct nl_layer *cfg, const char *p
     }
     if (!cfg->verify || peer_addr == NULL)
         return 0;
-    /* No name known: the certificate must carry the peer's IP address. */
+    /* No name known: the certificate must carry the peer's IP address. An
+     * IPv4-mapped IPv6 address (a dual-stack socket) is the IPv4 address
+     * its certificate names. */
     char ip[INET6_ADDRSTRLEN];
-    const void *a = peer_addr->sa_family == AF_INET
+    int family = peer_addr->sa_family;
+    const void *a = family == AF_INET
                         ? (const void *)&((const struct sockaddr_in *)peer_addr)->sin_addr
                         : (const void *)&((const struct sockaddr_in6 *)peer_addr)->sin6_addr;
-    if (inet_ntop(peer_addr->sa_family, a, ip, sizeof(ip)) == NULL)
+    if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
+        family = AF_INET;
+        a = (const unsigned char *)a + 12;
+    }
+    if (inet_ntop(family, a, ip, sizeof(ip)) == NULL)
         return -1;
     return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) == 1 ? 0 : -1;
 }

@@ -2,9 +2,11 @@
  *
  * A wrapped descriptor is an AF_UNIX socket underneath; these hooks answer
  * for it as the TCP socket would: its addresses, SO_DOMAIN/SO_PROTOCOL,
- * the connect result in SO_ERROR, and TCP/IP-level options applied to the
- * engine's real TCP socket. Socket-level options (timeouts, buffers) stay
- * on the program's own end, where they take effect.
+ * the connect result in SO_ERROR, and TCP/IP-level options (and the
+ * socket-level ones that shape the connection: device, mark, priority,
+ * keepalive, reuse) applied to the engine's real TCP socket. Other
+ * socket-level options (timeouts, buffers, linger) stay on the program's
+ * own end, where they take effect.
  *
  * errno contract: as the kernel's; ENOTCONN for a TCP option once the
  * connection is gone. */
@@ -50,10 +52,16 @@ static int nl_getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
     return r;
 }
 
+/* Socket-level options that shape the TCP connection itself (the ones
+ * twin.c carries over at connect) are the TCP socket's too: set there,
+ * and read back from there. */
 static bool applies_to_tcp(int level, int name)
 {
-    return level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6 ||
-           (level == SOL_SOCKET && name == SO_KEEPALIVE);
+    if (level == SOL_SOCKET)
+        return name == SO_KEEPALIVE || name == SO_BINDTODEVICE || name == SO_MARK ||
+               name == SO_PRIORITY || name == SO_REUSEADDR || name == SO_REUSEPORT ||
+               name == SO_DONTROUTE || name == SO_INCOMING_CPU;
+    return level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6;
 }
 
 static int put_int(void *val, socklen_t *len, int v)

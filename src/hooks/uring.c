@@ -2,7 +2,7 @@
  *
  * A program that connects, sends or accepts through io_uring submission
  * queues never calls connect(), send() or accept(): its bytes would leave
- * in clear. So while any rule of the policy wraps, setting up an io_uring
+ * in clear. So while the policy wraps or denies anything, setting up an io_uring
  * fails the way it fails on a kernel built without it (ENOSYS), and
  * programs fall back to the socket calls (libuv, liburing users, glibc's
  * own users all do). `allow_io_uring: true` in the settings lets it through.
@@ -24,7 +24,7 @@
 
 bool nl_uring_refused(void)
 {
-    if (nl_policy == NULL || nl_policy->settings.allow_io_uring || !nl_policy_wraps(nl_policy))
+    if (nl_policy == NULL || nl_policy->settings.allow_io_uring || !nl_policy_restricts(nl_policy))
         return false;
     static bool said;
     if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
@@ -60,6 +60,18 @@ NL_EXPORT int io_uring_queue_init(unsigned entries, struct io_uring *ring, unsig
     int (*next)(unsigned, struct io_uring *, unsigned) =
         (int (*)(unsigned, struct io_uring *, unsigned))liburing(__func__);
     return next ? next(entries, ring, flags) : -ENOSYS;
+}
+
+/* liburing 2.5 and later. */
+NL_EXPORT int io_uring_queue_init_mem(unsigned entries, struct io_uring *ring,
+                                      struct io_uring_params *p, void *buf, size_t size)
+{
+    if (nl_started() && nl_uring_refused())
+        return -ENOSYS;
+    int (*next)(unsigned, struct io_uring *, struct io_uring_params *, void *, size_t) =
+        (int (*)(unsigned, struct io_uring *, struct io_uring_params *, void *, size_t))liburing(
+            __func__);
+    return next ? next(entries, ring, p, buf, size) : -ENOSYS;
 }
 
 NL_EXPORT int io_uring_setup(unsigned entries, struct io_uring_params *p)

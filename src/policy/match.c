@@ -40,6 +40,19 @@ static bool query_addr(const struct sockaddr *sa, struct query_addr *qa)
     return false;
 }
 
+/* A connect to the unspecified address reaches loopback (Linux routes
+ * 0.0.0.0 to 127.0.0.1 and :: to ::1): it is matched as loopback, so a
+ * rule for 127.0.0.0/8 or ::1 cannot be dodged by it. */
+static void unspecified_is_loopback(struct query_addr *qa)
+{
+    static const unsigned char zero[16];
+    if (memcmp(qa->bytes, zero, qa->family == AF_INET ? 4 : 16) != 0)
+        return;
+    qa->bytes[qa->family == AF_INET ? 0 : 15] = qa->family == AF_INET ? 127 : 1;
+    if (qa->family == AF_INET)
+        qa->bytes[3] = 1;
+}
+
 static bool cidr_contains(const struct nl_addr_match *m, const struct query_addr *qa)
 {
     if (m->family != qa->family)
@@ -108,6 +121,8 @@ const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const stru
         return NULL;
     struct query_addr qa;
     bool have_addr = query_addr(q->addr, &qa);
+    if (have_addr && q->role == NL_ROLE_CLIENT)
+        unspecified_is_loopback(&qa);
     for (size_t i = 0; i < policy->n_rules; i++) {
         const struct nl_rule *rule = &policy->rules[i];
         if (rule->role != NL_ROLE_ANY && rule->role != q->role)
@@ -120,10 +135,12 @@ const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const stru
     return NULL;
 }
 
-bool nl_policy_wraps(const struct nl_policy *policy)
+bool nl_policy_restricts(const struct nl_policy *policy)
 {
+    if (policy->settings.default_action != NL_ACTION_PASSTHROUGH)
+        return true;
     for (size_t i = 0; i < policy->n_rules; i++)
-        if (policy->rules[i].action == NL_ACTION_WRAP)
+        if (policy->rules[i].action != NL_ACTION_PASSTHROUGH)
             return true;
     return false;
 }

@@ -115,9 +115,10 @@ struct nl_conn_query {
     const char *program;          /* basename of the running executable, or NULL */
 };
 
-/* Whether any rule wraps (default_action never does): only then has a
- * connection TLS to lose by a road no hook sees. */
-bool nl_policy_wraps(const struct nl_policy *policy);
+/* Whether the policy changes anything (a rule that wraps or denies, or
+ * default_action deny): only then can a road no hook sees lose TLS or
+ * let a denied connection through. */
+bool nl_policy_restricts(const struct nl_policy *policy);
 
 /* First rule that matches, or NULL (then settings.default_action applies). */
 const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const struct nl_conn_query *q);

@@ -1152,6 +1152,26 @@ static void match_mapped_v4_as_v4(void)
     CHECK(fam == AF_INET && prefix == 24, "mapped rule stored as family %d /%d", fam, prefix);
 }
 
+/* Linux routes a connect to 0.0.0.0 to 127.0.0.1 and :: to ::1: a
+ * loopback rule must catch them (a client to 0.0.0.0 left in plaintext). */
+static void match_unspecified_as_loopback(void)
+{
+    struct nl_policy *p;
+    LOAD_OK("version: 1\nrules:\n"
+            "  - name: lo4\n    match: {address: 127.0.0.0/8}\n    action: deny\n"
+            "  - name: lo6\n    match: {address: '::1'}\n    action: deny\n",
+            p);
+    const struct nl_rule *a = query(p, NL_ROLE_CLIENT, "0.0.0.0", 80, NULL, NULL);
+    const struct nl_rule *b = query(p, NL_ROLE_CLIENT, "::", 80, NULL, NULL);
+    const struct nl_rule *c = query(p, NL_ROLE_CLIENT, "::ffff:0.0.0.0", 80, NULL, NULL);
+    const struct nl_rule *d = query(p, NL_ROLE_SERVER, "0.0.0.0", 80, NULL, NULL);
+    EXPECT_MATCH(a, "lo4");
+    EXPECT_MATCH(b, "lo6");
+    EXPECT_MATCH(c, "lo4");
+    EXPECT_MATCH(d, "(none)");
+    nl_policy_free(p);
+}
+
 static void cidr_host_bits_are_masked(void)
 {
     struct nl_policy *p;
@@ -1424,6 +1444,7 @@ int main(void)
 
     RUN(match_cidr_v4_and_v6);
     RUN(match_mapped_v4_as_v4);
+    RUN(match_unspecified_as_loopback);
     RUN(cidr_host_bits_are_masked);
     RUN(match_host_names_and_wildcards);
     RUN(match_ports_ranges_and_lists);

@@ -59,6 +59,21 @@ make_copies() {
     objcopy --add-section .note.go.buildid=/dev/null "$d/go-buildid-client"
     cp "$d/dynamic-client" "$d/go-buildinfo-client"
     objcopy --add-section .go.buildinfo=/dev/null "$d/go-buildinfo-client"
+    # Go's build-ID note in a PT_NOTE segment, section headers stripped
+    # (as sstrip leaves a Go binary): the GNU build-ID note turned into
+    # Go's (owner "Go", type 4), e_shoff/e_shnum/e_shstrndx zeroed.
+    python3 - "$d/dynamic-client" "$d/go-note-client" <<'EOF'
+import struct, sys
+elf = bytearray(open(sys.argv[1], "rb").read())
+gnu = struct.pack("<III", 4, 20, 3) + b"GNU\0"
+at = elf.find(gnu)
+assert at > 0, "no GNU build-ID note to turn into Go's"
+elf[at:at + 16] = struct.pack("<III", 3, 20, 4) + b"Go\0\0"
+elf[0x28:0x30] = bytes(8)  # e_shoff
+elf[0x3c:0x40] = bytes(4)  # e_shnum, e_shstrndx
+open(sys.argv[2], "wb").write(elf)
+EOF
+    chmod 755 "$d/go-note-client"
     # e_machine (offset 18) = EM_AARCH64: what qemu-user would run.
     cp "$d/dynamic-client" "$d/aarch64-client"
     printf '\267\000' | dd of="$d/aarch64-client" bs=1 seek=18 conv=notrunc status=none
@@ -202,6 +217,13 @@ assert_not_refused() {
     assert_refused "$ROADS/go-buildid-client" "$GO"
     run --separate-stderr nestls_roads wrap.yaml "$ROADS/go-buildinfo-client"
     assert_refused "$ROADS/go-buildinfo-client" "$GO"
+}
+
+@test "a Go program whose section headers are stripped is still refused: its build-ID note is in a PT_NOTE segment" {
+    run "$ROADS/go-note-client"
+    [[ $status -ne 126 && $status -ne 139 ]] || fail "the patched copy does not run at all ($status)"
+    run --separate-stderr nestls_roads wrap.yaml "$ROADS/go-note-client"
+    assert_refused "$ROADS/go-note-client" "$GO"
 }
 
 @test "an ELF for another machine (as qemu-user would run it) is refused" {

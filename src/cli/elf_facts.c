@@ -72,21 +72,29 @@ int nl_elf_header(int fd, struct nl_elf *e)
     return 0;
 }
 
+/* Program header i's type, file offset and size. */
+static int segment(const struct nl_elf *e, unsigned i, uint32_t *type, uint64_t *off, uint64_t *size)
+{
+    if (e->is64) {
+        Elf64_Phdr p;
+        if (read_at(e->fd, &p, sizeof(p), e->phoff + i * sizeof(p)) != 0)
+            return -1;
+        *type = p.p_type, *off = p.p_offset, *size = p.p_filesz;
+    } else {
+        Elf32_Phdr p;
+        if (read_at(e->fd, &p, sizeof(p), e->phoff + i * sizeof(p)) != 0)
+            return -1;
+        *type = p.p_type, *off = p.p_offset, *size = p.p_filesz;
+    }
+    return 0;
+}
+
 /* The PT_INTERP program header's file offset and size, if there is one. */
 static bool interp(const struct nl_elf *e, uint64_t *off, uint64_t *size)
 {
     for (unsigned i = 0; i < e->phnum; i++) {
-        uint32_t type = 0;
-        if (e->is64) {
-            Elf64_Phdr p;
-            if (read_at(e->fd, &p, sizeof(p), e->phoff + i * sizeof(p)) == 0)
-                type = p.p_type, *off = p.p_offset, *size = p.p_filesz;
-        } else {
-            Elf32_Phdr p;
-            if (read_at(e->fd, &p, sizeof(p), e->phoff + i * sizeof(p)) == 0)
-                type = p.p_type, *off = p.p_offset, *size = p.p_filesz;
-        }
-        if (type == PT_INTERP)
+        uint32_t type;
+        if (segment(e, i, &type, off, size) == 0 && type == PT_INTERP)
             return true;
     }
     return false;
@@ -136,10 +144,60 @@ static bool has_section(const struct nl_elf *e, const char *names, uint64_t name
     return false;
 }
 
+#define NOTES_MAX (1u << 16) /* larger is not a real note segment */
+#define GO_BUILDID_NOTE 4    /* the Go linker's note type, owner "Go" */
+
+static size_t align4(uint32_t n)
+{
+    return ((size_t)n + 3) & ~(size_t)3;
+}
+
+/* Whether the notes (a PT_NOTE segment's bytes) hold Go's build ID. */
+static bool holds_go_note(const unsigned char *notes, size_t size)
+{
+    size_t pos = 0;
+    while (pos + 12 <= size) {
+        uint32_t namesz, descsz, type;
+        memcpy(&namesz, notes + pos, 4);
+        memcpy(&descsz, notes + pos + 4, 4);
+        memcpy(&type, notes + pos + 8, 4);
+        if (namesz == 3 && type == GO_BUILDID_NOTE && pos + 15 <= size &&
+            memcmp(notes + pos + 12, "Go", 3) == 0)
+            return true;
+        size_t next = pos + 12 + align4(namesz) + align4(descsz);
+        if (next <= pos)
+            break;
+        pos = next;
+    }
+    return false;
+}
+
+/* The note is found through the program headers: it stays when the
+ * section headers are stripped (sstrip). */
+static bool has_go_note(const struct nl_elf *e)
+{
+    for (unsigned i = 0; i < e->phnum; i++) {
+        uint32_t type;
+        uint64_t off, size;
+        if (segment(e, i, &type, &off, &size) != 0 || type != PT_NOTE || size == 0 ||
+            size > NOTES_MAX)
+            continue;
+        unsigned char *notes = malloc(size);
+        bool go = notes != NULL && read_at(e->fd, notes, size, off) == 0 && holds_go_note(notes, size);
+        free(notes);
+        if (go)
+            return true;
+    }
+    return false;
+}
+
 /* The Go toolchain marks every binary it links with these sections, and
- * strip keeps them (both are loaded at run time). */
+ * strip keeps them (both are loaded at run time); its build-ID note is
+ * also in a PT_NOTE segment, which stripping the section headers keeps. */
 bool nl_elf_is_go(const struct nl_elf *e)
 {
+    if (has_go_note(e))
+        return true;
     uint32_t name;
     uint64_t off, size;
     if (e->shnum == 0 || section(e, e->shstrndx, &name, &off, &size) != 0 || size == 0 ||

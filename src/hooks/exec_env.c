@@ -37,26 +37,6 @@ static char *entry(const char *name, const char *value)
     return e;
 }
 
-void nl_exec_env_init(const char *policy_path)
-{
-    Dl_info self;
-    if (dladdr((void *)nl_exec_env_init, &self) && self.dli_fname != NULL && self.dli_fname[0])
-        lib_path = self.dli_fname;
-    const char *preload = getenv("LD_PRELOAD");
-    preload_entry = entry("LD_PRELOAD", preload && preload[0] ? preload : lib_path);
-    policy_entry = entry("NESTLS_POLICY", policy_path);
-    announced_entry = entry("NESTLS_ANNOUNCED", getenv("NESTLS_ANNOUNCED"));
-}
-
-static const char *value_of(char *const envp[], const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
-        if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
-            return envp[i] + n + 1;
-    return NULL;
-}
-
 /* Whether the list (space- or colon-separated, as ld.so reads it) names
  * this library. */
 static bool preloads_us(const char *list)
@@ -70,6 +50,33 @@ static bool preloads_us(const char *list)
         p += len;
     }
     return false;
+}
+
+void nl_exec_env_init(const char *policy_path)
+{
+    Dl_info self;
+    if (dladdr((void *)nl_exec_env_init, &self) && self.dli_fname != NULL && self.dli_fname[0])
+        lib_path = self.dli_fname;
+    const char *preload = getenv("LD_PRELOAD");
+    if (lib_path == NULL)
+        return;
+    if (preload == NULL || preload[0] == '\0')
+        preload_entry = entry("LD_PRELOAD", lib_path);
+    else if (preloads_us(preload))
+        preload_entry = entry("LD_PRELOAD", preload); /* e.g. a sanitizer runtime first */
+    else if (asprintf(&preload_entry, "LD_PRELOAD=%s %s", lib_path, preload) < 0)
+        preload_entry = NULL; /* loaded some other way (/etc/ld.so.preload) */
+    policy_entry = entry("NESTLS_POLICY", policy_path);
+    announced_entry = entry("NESTLS_ANNOUNCED", getenv("NESTLS_ANNOUNCED"));
+}
+
+static const char *value_of(char *const envp[], const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
+        if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
+            return envp[i] + n + 1;
+    return NULL;
 }
 
 char *const *nl_exec_env(char *const envp[], struct nl_exec_env *mapped)

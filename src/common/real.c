@@ -90,6 +90,8 @@ static void bind_all(void)
     BIND(execvpe);
     BIND(posix_spawn);
     BIND(posix_spawnp);
+    BIND(system);
+    BIND(popen);
 }
 
 void nl_real_bind(void)

@@ -2,39 +2,52 @@
  *
  * A program may exec a child with an environment of its own making: `env
  * -i`, Python's subprocess with env={}, execve with a fresh envp, a
- * posix_spawn with one. Without LD_PRELOAD and NESTLS_POLICY that child
- * would connect in plaintext where the policy says TLS. So the exec and
- * posix_spawn hooks hand the kernel the program's environment with
- * nestls's preload put back (prepended, as `nestls run` does) when it is
- * missing, and NESTLS_POLICY (absolute) when unset. A child may still
- * choose another policy by setting NESTLS_POLICY itself; NESTLS_ANNOUNCED
- * comes along so that it does not repeat the start-up line.
+ * posix_spawn with one, system() after unsetenv("LD_PRELOAD"). Without
+ * LD_PRELOAD and NESTLS_POLICY that child would connect in plaintext where
+ * the policy says TLS. So the exec and spawn hooks hand the kernel the
+ * environment with nestls's preload put back (in front, as `nestls run`
+ * puts it) when the list ld.so will read does not name this library, and
+ * NESTLS_POLICY (absolute) when unset. A child may still choose another
+ * policy by setting NESTLS_POLICY itself; NESTLS_ANNOUNCED comes along so
+ * that it does not repeat the start-up line.
  *
- * The new vector is mapped with mmap, not malloc: a vfork child (Python's
- * subprocess) shares its parent's heap and must not touch its locks. */
+ * The new vector lives in one mapping per thread, reused, never in the
+ * heap: a vfork child (Python's subprocess) shares its parent's memory
+ * and must neither take the allocator's locks nor leave a mapping behind
+ * at each spawn. When no vector can be made, the exec fails (ENOMEM)
+ * rather than start a child without nestls. */
 #include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-#include "common/log.h"
 #include "hooks/exec_env.h"
 
 #define KEPT 3 /* LD_PRELOAD, NESTLS_POLICY, NESTLS_ANNOUNCED */
 
-static const char *lib_path;   /* this library, as the loader named it */
-static char *preload_entry;    /* "LD_PRELOAD=..." to prepend when missing */
-static char *policy_entry;     /* "NESTLS_POLICY=/abs/path" */
-static char *announced_entry;  /* "NESTLS_ANNOUNCED=..." or NULL */
+static char *lib_path;        /* this library, absolute */
+static char *preload_entry;   /* "LD_PRELOAD=..." naming this library */
+static char *policy_entry;    /* "NESTLS_POLICY=/abs/path" */
+static char *announced_entry; /* "NESTLS_ANNOUNCED=..." or NULL */
 
-static char *entry(const char *name, const char *value)
+/* The value of the first or the last entry NAME= in envp. glibc's
+ * getenv reads the first; ld.so keeps the last LD_PRELOAD it sees. */
+static const char *value_of(char *const envp[], const char *name, bool last)
 {
-    char *e = NULL;
-    if (value != NULL && asprintf(&e, "%s=%s", name, value) < 0)
-        e = NULL;
-    return e;
+    size_t n = strlen(name);
+    const char *found = NULL;
+    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
+        if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=') {
+            found = envp[i] + n + 1;
+            if (!last)
+                break;
+        }
+    return found;
 }
 
 /* Whether the list (space- or colon-separated, as ld.so reads it) names
@@ -52,60 +65,91 @@ static bool preloads_us(const char *list)
     return false;
 }
 
+static char *entry(const char *name, const char *value)
+{
+    char *e = NULL;
+    if (value != NULL && asprintf(&e, "%s=%s", name, value) < 0)
+        e = NULL;
+    return e;
+}
+
 void nl_exec_env_init(const char *policy_path)
 {
     Dl_info self;
-    if (dladdr((void *)nl_exec_env_init, &self) && self.dli_fname != NULL && self.dli_fname[0])
-        lib_path = self.dli_fname;
-    const char *preload = getenv("LD_PRELOAD");
+    if (!dladdr((void *)nl_exec_env_init, &self) || self.dli_fname == NULL)
+        return;
+    /* Absolute: a child that changed directory must find it too. */
+    lib_path = realpath(self.dli_fname, NULL);
     if (lib_path == NULL)
         return;
-    if (preload == NULL || preload[0] == '\0')
-        preload_entry = entry("LD_PRELOAD", lib_path);
-    else if (preloads_us(preload))
+    /* Read from environ itself: a program may define its own getenv
+     * (bash does, answering from its shell variables). */
+    const char *preload = value_of(environ, "LD_PRELOAD", true);
+    if (preload != NULL && preloads_us(preload))
         preload_entry = entry("LD_PRELOAD", preload); /* e.g. a sanitizer runtime first */
-    else if (asprintf(&preload_entry, "LD_PRELOAD=%s %s", lib_path, preload) < 0)
-        preload_entry = NULL; /* loaded some other way (/etc/ld.so.preload) */
+    else if (preload != NULL && preload[0] != '\0') {
+        if (asprintf(&preload_entry, "LD_PRELOAD=%s %s", lib_path, preload) < 0)
+            preload_entry = NULL;
+    } else
+        preload_entry = entry("LD_PRELOAD", lib_path);
     policy_entry = entry("NESTLS_POLICY", policy_path);
-    announced_entry = entry("NESTLS_ANNOUNCED", getenv("NESTLS_ANNOUNCED"));
+    announced_entry = entry("NESTLS_ANNOUNCED", value_of(environ, "NESTLS_ANNOUNCED", false));
 }
 
-static const char *value_of(char *const envp[], const char *name)
+bool nl_exec_env_keeps_nestls(char *const envp[])
 {
-    size_t n = strlen(name);
-    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
-        if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
-            return envp[i] + n + 1;
-    return NULL;
-}
-
-char *const *nl_exec_env(char *const envp[], struct nl_exec_env *mapped)
-{
-    mapped->addr = NULL;
     if (lib_path == NULL || preload_entry == NULL || policy_entry == NULL)
+        return true; /* start-up could not learn what to keep: nothing to add */
+    const char *preload = value_of(envp, "LD_PRELOAD", true);
+    const char *policy = value_of(envp, "NESTLS_POLICY", false);
+    return preload != NULL && preloads_us(preload) && policy != NULL && policy[0] != '\0';
+}
+
+/* This thread's mapping, grown when too small, kept for the next exec. */
+static __thread void *kept_addr;
+static __thread size_t kept_len;
+
+static void *vector_space(size_t len)
+{
+    if (len <= kept_len)
+        return kept_addr;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (kept_addr != NULL)
+        munmap(kept_addr, kept_len);
+    kept_addr = m;
+    kept_len = len;
+    return m;
+}
+
+char *const *nl_exec_env(char *const envp[])
+{
+    if (nl_exec_env_keeps_nestls(envp) &&
+        (announced_entry == NULL || value_of(envp, "NESTLS_ANNOUNCED", false) != NULL))
         return envp;
-    const char *preload = value_of(envp, "LD_PRELOAD");
-    const char *policy = value_of(envp, "NESTLS_POLICY");
+    const char *preload = value_of(envp, "LD_PRELOAD", true);
+    const char *policy = value_of(envp, "NESTLS_POLICY", false);
     bool add_preload = preload == NULL || !preloads_us(preload);
     bool add_policy = policy == NULL || policy[0] == '\0';
-    bool add_announced = announced_entry != NULL && value_of(envp, "NESTLS_ANNOUNCED") == NULL;
-    if (!add_preload && !add_policy && !add_announced)
-        return envp;
+    bool add_announced = announced_entry != NULL && value_of(envp, "NESTLS_ANNOUNCED", false) == NULL;
 
     size_t n = 0;
     while (envp != NULL && envp[n] != NULL)
         n++;
-    size_t preload_len = add_preload && preload ? strlen(preload_entry) + 1 + strlen(preload) + 1 : 0;
-    mapped->len = (n + KEPT + 1) * sizeof(char *) + preload_len;
-    void *m = mmap(NULL, mapped->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return envp; /* the exec goes on as asked; its child logs nothing */
-    mapped->addr = m;
-    char **out = m, *text = (char *)(out + n + KEPT + 1);
+    bool keep_list = add_preload && preload != NULL && preload[0] != '\0';
+    size_t text_len = keep_list ? strlen(preload_entry) + 1 + strlen(preload) + 1 : 0;
+    size_t vector_len = (n + KEPT + 1) * sizeof(char *);
+    char **out = vector_space(vector_len + text_len);
+    if (out == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *text = (char *)out + vector_len;
     size_t k = 0;
-    if (add_preload && preload) {
+    if (keep_list) {
         /* The program's own list kept, ours in front of it. */
-        snprintf(text, preload_len, "%s %s", preload_entry, preload);
+        snprintf(text, text_len, "%s %s", preload_entry, preload);
         out[k++] = text;
     } else if (add_preload)
         out[k++] = preload_entry;
@@ -123,9 +167,22 @@ char *const *nl_exec_env(char *const envp[], struct nl_exec_env *mapped)
     return out;
 }
 
-void nl_exec_env_done(struct nl_exec_env *mapped)
+int nl_exec_env_restore_environ(void)
 {
-    if (mapped->addr != NULL)
-        munmap(mapped->addr, mapped->len);
-    mapped->addr = NULL;
+    if (nl_exec_env_keeps_nestls(environ))
+        return 0;
+    const char *preload = value_of(environ, "LD_PRELOAD", true);
+    if (preload == NULL || !preloads_us(preload)) {
+        char *list = NULL;
+        if (preload != NULL && preload[0] != '\0')
+            list = asprintf(&list, "%s %s", preload_entry + 11, preload) < 0 ? NULL : list;
+        int r = setenv("LD_PRELOAD", list ? list : preload_entry + 11, 1);
+        free(list);
+        if (r != 0)
+            return -1;
+    }
+    const char *policy = value_of(environ, "NESTLS_POLICY", false);
+    if ((policy == NULL || policy[0] == '\0') && setenv("NESTLS_POLICY", policy_entry + 14, 1) != 0)
+        return -1;
+    return 0;
 }

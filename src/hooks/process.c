@@ -88,14 +88,14 @@ NL_EXPORT void _Exit(int status)
 }
 
 /* Every exec: the hand-over first, then the kernel gets an environment
- * that keeps nestls (exec_env.c). */
+ * that keeps nestls (exec_env.c), or the exec fails with ENOMEM. */
 #define EXEC_KEEPING_NESTLS(call, envp)                                                            \
     do {                                                                                           \
+        char *const *env = nl_exec_env(envp);                                                      \
+        if (env == NULL)                                                                           \
+            return -1;                                                                             \
         bool held = handoff_before_exec();                                                         \
-        struct nl_exec_env mapped;                                                                 \
-        char *const *env = nl_exec_env(envp, &mapped);                                             \
         int r = call;                                                                              \
-        nl_exec_env_done(&mapped);                                                                 \
         return exec_returned(held, r);                                                             \
     } while (0)
 
@@ -151,10 +151,8 @@ NL_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_a
 {
     if (!nl_started())
         return nl_real.posix_spawn(pid, path, actions, attr, argv, envp);
-    struct nl_exec_env mapped;
-    int r = nl_real.posix_spawn(pid, path, actions, attr, argv, nl_exec_env(envp, &mapped));
-    nl_exec_env_done(&mapped);
-    return r;
+    char *const *env = nl_exec_env(envp);
+    return env ? nl_real.posix_spawn(pid, path, actions, attr, argv, env) : ENOMEM;
 }
 
 NL_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
@@ -162,10 +160,24 @@ NL_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_
 {
     if (!nl_started())
         return nl_real.posix_spawnp(pid, file, actions, attr, argv, envp);
-    struct nl_exec_env mapped;
-    int r = nl_real.posix_spawnp(pid, file, actions, attr, argv, nl_exec_env(envp, &mapped));
-    nl_exec_env_done(&mapped);
-    return r;
+    char *const *env = nl_exec_env(envp);
+    return env ? nl_real.posix_spawnp(pid, file, actions, attr, argv, env) : ENOMEM;
+}
+
+/* system and popen spawn inside glibc with the process's environment:
+ * a program that unset LD_PRELOAD gets it back first. */
+NL_EXPORT int system(const char *command)
+{
+    if (nl_started() && command != NULL && nl_exec_env_restore_environ() != 0)
+        return -1;
+    return nl_real.system(command);
+}
+
+NL_EXPORT FILE *popen(const char *command, const char *type)
+{
+    if (nl_started() && nl_exec_env_restore_environ() != 0)
+        return NULL;
+    return nl_real.popen(command, type);
 }
 
 /* The execl family calls glibc's internal execve directly, so it is

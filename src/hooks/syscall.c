@@ -1,8 +1,8 @@
 /* syscall(): the same roads, reached by number.
  *
  * A program (or a runtime: libuv, some language bindings) may call
- * connect, accept, sendto, sendmsg or io_uring_setup through libc's
- * syscall() instead of their own functions. Those numbers take the same
+ * connect, accept, sendto, sendmsg, io_uring_setup or execve through
+ * libc's syscall() instead of their own functions. Those numbers take the same
  * hooks as the functions; every other number goes to libc untouched.
  *
  * errno contract: syscall()'s: -1 and errno, as the hooked function's. */
@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "hooks/export.h"
 #include "hooks/hooks.h"
@@ -38,6 +39,11 @@ static long dispatch(long n, long a[6], bool *handled)
         return nl_sendmsg_road((int)a[0], (const struct msghdr *)a[1], (int)a[2]);
     case SYS_sendmmsg:
         return nl_sendmmsg_road((int)a[0], (struct mmsghdr *)a[1], (unsigned)a[2], (int)a[3]);
+    case SYS_execve:
+        return execve((const char *)a[0], (char *const *)a[1], (char *const *)a[2]);
+    case SYS_execveat:
+        return execveat((int)a[0], (const char *)a[1], (char *const *)a[2], (char *const *)a[3],
+                        (int)a[4]);
     case SYS_io_uring_setup:
         if (nl_uring_refused()) {
             errno = ENOSYS;
@@ -71,7 +77,8 @@ static long (*next_syscall(void))(long, ...)
 static bool is_a_road(long n)
 {
     return n == SYS_connect || n == SYS_accept || n == SYS_accept4 || n == SYS_sendto ||
-           n == SYS_sendmsg || n == SYS_sendmmsg || n == SYS_io_uring_setup;
+           n == SYS_sendmsg || n == SYS_sendmmsg || n == SYS_io_uring_setup || n == SYS_execve ||
+           n == SYS_execveat;
 }
 
 /* Six arguments are taken whatever the number, as libc's own syscall()

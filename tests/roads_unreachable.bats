@@ -68,7 +68,7 @@ elf = bytearray(open(sys.argv[1], "rb").read())
 gnu = struct.pack("<III", 4, 20, 3) + b"GNU\0"
 at = elf.find(gnu)
 assert at > 0, "no GNU build-ID note to turn into Go's"
-elf[at:at + 16] = struct.pack("<III", 3, 20, 4) + b"Go\0\0"
+elf[at:at + 16] = struct.pack("<III", 4, 20, 4) + b"Go\0\0"  # as the Go linker writes it
 elf[0x28:0x30] = bytes(8)  # e_shoff
 elf[0x3c:0x40] = bytes(4)  # e_shnum, e_shstrndx
 open(sys.argv[2], "wb").write(elf)

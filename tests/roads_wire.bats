@@ -269,3 +269,32 @@ s.sendall(b"x"); print(s.recv(1).decode())' "$PORT"
     assert_output "lo 5
 x"
 }
+
+@test "a connect to 0.0.0.0 from a socket bound to an address is decided as that address, where Linux sends it" {
+    local port
+    port=$(free_port)
+    write_policy deny2.yaml <<EOF
+version: 1
+rules:
+  - name: no-127-0-0-2
+    match: {role: client, address: [127.0.0.2], port: [$port]}
+    action: deny
+EOF
+    start_bg listener python3 -c '
+import socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.2", int(sys.argv[1]))); l.listen(); print("listening", flush=True)
+c, _ = l.accept(); print("accepted", c.recv(100), flush=True)' "$port"
+    wait_for_match "$BATS_TEST_TMPDIR/listener.out" listening
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.2", 0))
+try:
+    s.connect(("0.0.0.0", int(sys.argv[1]))); s.sendall(sys.argv[2].encode()); print("connected")
+except OSError as e:
+    print(type(e).__name__)' "$port" "$MARKER"
+    assert_ok
+    assert_output PermissionError
+    run grep -c accepted "$BATS_TEST_TMPDIR/listener.out"
+    assert_output 0
+}

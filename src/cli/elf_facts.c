@@ -161,8 +161,10 @@ static bool holds_go_note(const unsigned char *notes, size_t size)
         memcpy(&namesz, notes + pos, 4);
         memcpy(&descsz, notes + pos + 4, 4);
         memcpy(&type, notes + pos + 8, 4);
-        if (namesz == 3 && type == GO_BUILDID_NOTE && pos + 15 <= size &&
-            memcmp(notes + pos + 12, "Go", 3) == 0)
+        /* The Go linker writes the owner as "Go\0\0" (namesz 4); "Go\0"
+         * (namesz 3) is the same owner as other tools would write it. */
+        if ((namesz == 3 || namesz == 4) && type == GO_BUILDID_NOTE && pos + 12 + namesz <= size &&
+            memcmp(notes + pos + 12, "Go", 3) == 0 && (namesz == 3 || notes[pos + 15] == '\0'))
             return true;
         size_t next = pos + 12 + align4(namesz) + align4(descsz);
         if (next <= pos)

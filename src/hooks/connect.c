@@ -263,6 +263,43 @@ static int connect_from_handler(int fd, const struct sockaddr *addr, socklen_t l
     return 0;
 }
 
+/* Where a connect to the unspecified address goes: Linux sends it to the
+ * socket's bound address if it has one, else to loopback. Decided and
+ * verified as that address, so no rule is dodged through 0.0.0.0 or ::. */
+static const struct sockaddr *where_it_goes(int fd, const struct sockaddr *addr, socklen_t *len,
+                                            struct sockaddr_storage *routed)
+{
+    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+    bool v4 = addr->sa_family == AF_INET && *len >= sizeof(struct sockaddr_in);
+    bool v6 = addr->sa_family == AF_INET6 && *len >= sizeof(struct sockaddr_in6);
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+    if ((!v4 || ((const struct sockaddr_in *)addr)->sin_addr.s_addr != htonl(INADDR_ANY)) &&
+        (!v6 || (memcmp(&in6->sin6_addr, &any6, sizeof(any6)) != 0 &&
+                 !(IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr32[3] == 0))))
+        return addr;
+    memcpy(routed, addr, v4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof(local);
+    bool bound = nl_real.getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+                 local.ss_family == addr->sa_family;
+    if (v4) {
+        struct sockaddr_in *r = (struct sockaddr_in *)routed;
+        in_addr_t src = bound ? ((struct sockaddr_in *)&local)->sin_addr.s_addr : htonl(INADDR_ANY);
+        r->sin_addr.s_addr = src != htonl(INADDR_ANY) ? src : htonl(INADDR_LOOPBACK);
+    } else {
+        struct sockaddr_in6 *r = (struct sockaddr_in6 *)routed;
+        const struct in6_addr *src = &((struct sockaddr_in6 *)&local)->sin6_addr;
+        if (bound && memcmp(src, &any6, sizeof(any6)) != 0)
+            r->sin6_addr = *src;
+        else if (IN6_IS_ADDR_V4MAPPED(&r->sin6_addr))
+            r->sin6_addr.s6_addr32[3] = htonl(INADDR_LOOPBACK);
+        else
+            r->sin6_addr = in6addr_loopback;
+    }
+    *len = v4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    return (const struct sockaddr *)routed;
+}
+
 int nl_connect_road(int fd, const struct sockaddr *addr, socklen_t len, bool *plaintext)
 {
     int family;
@@ -280,6 +317,8 @@ int nl_connect_road(int fd, const struct sockaddr *addr, socklen_t len, bool *pl
         *plaintext = true;
         return 0;
     }
+    struct sockaddr_storage routed;
+    addr = where_it_goes(fd, addr, &len, &routed);
 
     char host[NL_HOST_MAX];
     struct nl_decision d = nl_decide_client(addr, host, sizeof(host));

@@ -21,7 +21,7 @@ setup() {
     client_policy client.yaml "$PORT" outer inner
 }
 
-@test "60 runs of handlers writing to a wrapped socket and calling _exit amid bulk writes: none hangs" {
+@test "60 runs of handlers writing to a wrapped socket, asking getsockopt and getpeername, and calling _exit amid bulk writes: none hangs" {
     local i hung=0 failed=0 rc
     for ((i = 1; i <= 60; i++)); do
         rc=0

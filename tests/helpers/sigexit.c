@@ -4,11 +4,13 @@
  * Connects to 127.0.0.1:PORT and writes 64 KiB blocks as fast as it can
  * (nestls encrypts many of them in this very thread, holding the engine's
  * lock while it does). A timer fires SIGALRM HZ times a second; its
- * handler writes a few bytes to the same socket and, at the SIGNALS-th
- * signal, calls _exit(0): both async-signal-safe, so both must work
+ * handler writes a few bytes to the same socket, asks getsockopt and
+ * getpeername about it and, at the SIGNALS-th signal, calls _exit(0): all
+ * async-signal-safe, so both must work
  * wherever the signal lands. A handler that blocked on a lock the
  * interrupted code holds would hang here forever (the test bounds it). */
 #define _GNU_SOURCE
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/time.h>
 
@@ -23,6 +25,13 @@ static void on_alarm(int sig)
     int saved = errno;
     ssize_t w = write(sock, "signal\n", 7);
     (void)w;
+    /* Asking about the socket is async-signal-safe too. */
+    int v;
+    socklen_t len = sizeof(v);
+    getsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &v, &len);
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof(peer);
+    getpeername(sock, (struct sockaddr *)&peer, &peer_len);
     if (++fired >= limit)
         _exit(0);
     errno = saved;

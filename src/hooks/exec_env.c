@@ -73,6 +73,61 @@ static char *entry(const char *name, const char *value)
     return e;
 }
 
+/* A sanitizer runtime must stay first in LD_PRELOAD (ASan refuses to run
+ * otherwise): nestls goes right behind any that lead the list. */
+static bool is_sanitizer_runtime(const char *token, size_t len)
+{
+    const char *base = memrchr(token, '/', len);
+    base = base ? base + 1 : token;
+    return strncmp(base, "libclang_rt.", 12) == 0 || strncmp(base, "libasan", 7) == 0 ||
+           strncmp(base, "libtsan", 7) == 0 || strncmp(base, "libubsan", 8) == 0;
+}
+
+/* Whether a list entry is this library: its path, or (however it was
+ * written: ./libnestls.so, another directory's copy) its file name. */
+static bool names_us(const char *token)
+{
+    const char *base = strrchr(token, '/'), *ours = strrchr(lib_path, '/');
+    return strcmp(token, lib_path) == 0 || strcmp(base ? base + 1 : token, ours + 1) == 0;
+}
+
+/* given as children must get it, into out (cap bytes, NUL-terminated):
+ * every entry that is this library as its absolute path, once, and put
+ * in if no entry was, behind leading sanitizer runtimes. No allocation:
+ * runs in vfork children too. */
+static void preload_list(const char *given, char *out, size_t cap)
+{
+    size_t used = 0;
+    bool emitted = false;
+    out[0] = '\0';
+#define EMIT(text) used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "", (text))
+    for (const char *p = given; p != NULL && *p && used < cap;) {
+        p += strspn(p, " :");
+        size_t len = strcspn(p, " :");
+        if (len == 0)
+            break;
+        char token[PATH_MAX];
+        snprintf(token, sizeof(token), "%.*s", (int)len, p);
+        p += len;
+        bool is_us = names_us(token);
+        if (!emitted && (is_us || !is_sanitizer_runtime(token, strlen(token)))) {
+            EMIT(lib_path);
+            emitted = true;
+        }
+        if (!is_us && used < cap)
+            EMIT(token);
+    }
+    if (!emitted && used < cap)
+        EMIT(lib_path);
+#undef EMIT
+}
+
+/* Room preload_list needs for given. */
+static size_t preload_list_size(const char *given)
+{
+    return (given ? strlen(given) : 0) + strlen(lib_path) + 16;
+}
+
 void nl_exec_env_init(const char *policy_path)
 {
     Dl_info self;
@@ -85,13 +140,12 @@ void nl_exec_env_init(const char *policy_path)
     /* Read from environ itself: a program may define its own getenv
      * (bash does, answering from its shell variables). */
     const char *preload = value_of(environ, "LD_PRELOAD", true);
-    if (preload != NULL && preloads_us(preload))
-        preload_entry = entry("LD_PRELOAD", preload); /* e.g. a sanitizer runtime first */
-    else if (preload != NULL && preload[0] != '\0') {
-        if (asprintf(&preload_entry, "LD_PRELOAD=%s %s", lib_path, preload) < 0)
-            preload_entry = NULL;
-    } else
-        preload_entry = entry("LD_PRELOAD", lib_path);
+    char *list = malloc(preload_list_size(preload));
+    if (list != NULL) {
+        preload_list(preload, list, preload_list_size(preload));
+        preload_entry = entry("LD_PRELOAD", list);
+    }
+    free(list);
     policy_entry = entry("NESTLS_POLICY", policy_path);
     announced_entry = entry("NESTLS_ANNOUNCED", value_of(environ, "NESTLS_ANNOUNCED", false));
 }
@@ -138,7 +192,7 @@ char *const *nl_exec_env(char *const envp[])
     while (envp != NULL && envp[n] != NULL)
         n++;
     bool keep_list = add_preload && preload != NULL && preload[0] != '\0';
-    size_t text_len = keep_list ? strlen(preload_entry) + 1 + strlen(preload) + 1 : 0;
+    size_t text_len = keep_list ? strlen("LD_PRELOAD=") + preload_list_size(preload) : 0;
     size_t vector_len = (n + KEPT + 1) * sizeof(char *);
     char **out = vector_space(vector_len + text_len);
     if (out == NULL) {
@@ -148,8 +202,9 @@ char *const *nl_exec_env(char *const envp[])
     char *text = (char *)out + vector_len;
     size_t k = 0;
     if (keep_list) {
-        /* The program's own list kept, ours in front of it. */
-        snprintf(text, text_len, "%s %s", preload_entry, preload);
+        /* The program's own list kept, with this library in it. */
+        memcpy(text, "LD_PRELOAD=", 11);
+        preload_list(preload, text + 11, text_len - 11);
         out[k++] = text;
     } else if (add_preload)
         out[k++] = preload_entry;
@@ -173,10 +228,12 @@ int nl_exec_env_restore_environ(void)
         return 0;
     const char *preload = value_of(environ, "LD_PRELOAD", true);
     if (preload == NULL || !preloads_us(preload)) {
-        char *list = NULL;
-        if (preload != NULL && preload[0] != '\0')
-            list = asprintf(&list, "%s %s", preload_entry + 11, preload) < 0 ? NULL : list;
-        int r = setenv("LD_PRELOAD", list ? list : preload_entry + 11, 1);
+        const char *given = preload != NULL && preload[0] != '\0' ? preload : preload_entry + 11;
+        char *list = malloc(preload_list_size(given));
+        if (list == NULL)
+            return -1;
+        preload_list(given, list, preload_list_size(given));
+        int r = setenv("LD_PRELOAD", list, 1);
         free(list);
         if (r != 0)
             return -1;

@@ -127,10 +127,14 @@ int main(int argc, char **argv)
         l[i] = (struct lookup){.name = argv[optind + 1 + i], .port = port};
     struct others others = {.l = l + 1, .n = n - 1};
     pthread_t other;
-    if (resolve_all(l, 1, resolver_thread) != 0)
+    if (resolve_all(l, 1, resolver_thread) != 0 ||
+        (other_thread ? !start_others(&others, &other) : resolve_all(l + 1, n - 1, 0) != 0)) {
+        for (size_t i = 0; i < n; i++)
+            if (l[i].res != NULL)
+                freeaddrinfo(l[i].res);
+        free(l);
         return 3;
-    if (other_thread ? !start_others(&others, &other) : resolve_all(l + 1, n - 1, 0) != 0)
-        return 3;
+    }
 
     const struct addrinfo *ai = l[0].res;
     struct sockaddr_storage copy_of;
@@ -140,13 +144,14 @@ int main(int argc, char **argv)
         to = (const struct sockaddr *)&copy_of;
     }
     char e[128];
+    int rc = 3;
     int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-    if (fd < 0 || connect(fd, to, ai->ai_addrlen) != 0) {
+    if (fd < 0 || connect(fd, to, ai->ai_addrlen) != 0)
         fprintf(stderr, "names_client: connect: %s\n", errno_text(errno, e, sizeof(e)));
-        return 3;
-    }
-    int rc = exchange(fd);
-    close(fd);
+    else
+        rc = exchange(fd);
+    if (fd >= 0)
+        close(fd);
     if (other_thread)
         stop_others(&others, other);
     for (size_t i = 0; i < n; i++)

@@ -56,6 +56,16 @@ void nl_format_addr(const struct sockaddr *sa, char *out, size_t len)
 
 /* The name the program was started as (argv[0]'s basename): what a user
  * types in a policy. /proc/self/exe would say "python3.11" for "python3". */
+bool nl_addr_is_unspecified(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_UNSPECIFIED(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr32[3] == 0);
+}
+
 const char *nl_program_name(void)
 {
     extern char *program_invocation_short_name;

@@ -18,6 +18,10 @@ int nl_set_nonblock(int fd, bool on);
 /* "127.0.0.1:443" / "[::1]:443"; always NUL-terminated. */
 void nl_format_addr(const struct sockaddr *sa, char *out, size_t len);
 
+/* The unspecified address: 0.0.0.0, ::, or ::ffff:0.0.0.0. Its port
+ * does not count; anything not IPv4/IPv6 is not it. */
+bool nl_addr_is_unspecified(const struct sockaddr *sa);
+
 /* Basename of argv[0] of the running program. */
 const char *nl_program_name(void);
 

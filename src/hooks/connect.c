@@ -228,14 +228,22 @@ static int repeated_connect(struct nl_sock *s)
     return -1;
 }
 
+/* A TCP (or MPTCP) socket connecting to an IPv4/IPv6 address: the
+ * connections the policy decides. */
+static bool tcp_to_inet(int fd, const struct sockaddr *addr, socklen_t len, int *family)
+{
+    return addr != NULL && len >= sizeof(sa_family_t) &&
+           (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) &&
+           nl_is_tcp_socket(fd, family);
+}
+
 /* A vfork/CLONE_VM child cannot start a connection of its own (the engine
  * is its parent's): where the policy would wrap, it is refused rather
  * than sent in plaintext. */
 static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t len, bool *plaintext)
 {
     int family;
-    if (addr != NULL && len >= sizeof(sa_family_t) &&
-        (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) && nl_is_tcp_socket(fd, &family)) {
+    if (tcp_to_inet(fd, addr, len, &family)) {
         /* Decided as the parent would: with the name resolved for it. */
         char host[NL_HOST_MAX];
         if (nl_decide_client(addr, host, sizeof(host)).action != NL_ACTION_PASSTHROUGH) {
@@ -254,8 +262,7 @@ static int vfork_child_connect(int fd, const struct sockaddr *addr, socklen_t le
 static int connect_from_handler(int fd, const struct sockaddr *addr, socklen_t len, bool *plaintext)
 {
     int family;
-    if (addr != NULL && len >= sizeof(sa_family_t) &&
-        (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) && nl_is_tcp_socket(fd, &family)) {
+    if (tcp_to_inet(fd, addr, len, &family)) {
         errno = EAGAIN;
         return -1;
     }
@@ -269,13 +276,9 @@ static int connect_from_handler(int fd, const struct sockaddr *addr, socklen_t l
 static const struct sockaddr *where_it_goes(int fd, const struct sockaddr *addr, socklen_t *len,
                                             struct sockaddr_storage *routed)
 {
-    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
     bool v4 = addr->sa_family == AF_INET && *len >= sizeof(struct sockaddr_in);
     bool v6 = addr->sa_family == AF_INET6 && *len >= sizeof(struct sockaddr_in6);
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-    if ((!v4 || ((const struct sockaddr_in *)addr)->sin_addr.s_addr != htonl(INADDR_ANY)) &&
-        (!v6 || (memcmp(&in6->sin6_addr, &any6, sizeof(any6)) != 0 &&
-                 !(IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr32[3] == 0))))
+    if ((!v4 && !v6) || !nl_addr_is_unspecified(addr))
         return addr;
     memcpy(routed, addr, v4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     struct sockaddr_storage local;
@@ -289,7 +292,7 @@ static const struct sockaddr *where_it_goes(int fd, const struct sockaddr *addr,
     } else {
         struct sockaddr_in6 *r = (struct sockaddr_in6 *)routed;
         const struct in6_addr *src = &((struct sockaddr_in6 *)&local)->sin6_addr;
-        if (bound && memcmp(src, &any6, sizeof(any6)) != 0)
+        if (bound && !IN6_IS_ADDR_UNSPECIFIED(src))
             r->sin6_addr = *src;
         else if (IN6_IS_ADDR_V4MAPPED(&r->sin6_addr))
             r->sin6_addr.s6_addr32[3] = htonl(INADDR_LOOPBACK);
@@ -311,9 +314,7 @@ int nl_connect_road(int fd, const struct sockaddr *addr, socklen_t len, bool *pl
     struct nl_sock *wrapped = nl_wrapped_get(fd);
     if (wrapped != NULL)
         return repeated_connect(wrapped);
-    if (nl_policy == NULL || addr == NULL || len < sizeof(sa_family_t) ||
-        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
-        !nl_is_tcp_socket(fd, &family)) {
+    if (nl_policy == NULL || !tcp_to_inet(fd, addr, len, &family)) {
         *plaintext = true;
         return 0;
     }

@@ -114,14 +114,13 @@ static int carry_option(int orig, int twin, const struct carried_option *o)
 
 static bool is_bound(const struct sockaddr_storage *a)
 {
-    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
     if (a->ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)a;
         return in->sin_port != 0 || in->sin_addr.s_addr != htonl(INADDR_ANY);
     }
     if (a->ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
-        return in6->sin6_port != 0 || memcmp(&in6->sin6_addr, &any6, sizeof(any6)) != 0;
+        return in6->sin6_port != 0 || !IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
     }
     return false;
 }

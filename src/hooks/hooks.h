@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "common/fdtable.h"
+#include "common/locking.h"
 #include "hooks/epoll_registry.h"
 #include "policy/policy.h"
 
@@ -32,6 +34,15 @@ static inline bool nl_started(void)
  * hooks ask only on paths that would touch state. */
 bool nl_in_vfork_child(void);
 void nl_owner_is_me(void); /* start-up, and a fork child */
+
+/* A signal handler that interrupted nestls's own locked section on this
+ * thread, about a descriptor that may be wrapped: it must not wait for
+ * nestls's locks (the interrupted code holds them), so the hooks answer
+ * without them. Takes no lock (async-signal-safe). */
+static inline bool nl_handler_inside_nestls(int fd)
+{
+    return nl_lock_held_here() && nl_wrapped_maybe(fd);
+}
 
 /* names.c: the host names the program resolved to an address, for a
  * connection to it (see names.c for why there may be several). Callers

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "common/fdtable.h"
-#include "common/locking.h"
 #include "common/real.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
@@ -135,38 +134,33 @@ static int nl_setsockopt(int fd, int level, int name, const void *val, socklen_t
     return r;
 }
 
-/* A signal handler that interrupted nestls's own locked section on this
- * thread would wait forever for the descriptor table's lock: it gets the
- * socketpair's own answer instead. */
-static bool untouchable(int fd)
-{
-    return nl_lock_held_here() && nl_wrapped_maybe(fd);
-}
-
+/* From a signal handler inside nestls's locked section (hooks.h), these
+ * answer for the socketpair instead of waiting forever for the table's
+ * lock. */
 NL_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
-    if (!nl_started() || untouchable(fd))
+    if (!nl_started() || nl_handler_inside_nestls(fd))
         return nl_real.getpeername(fd, addr, addrlen);
     return nl_getpeername(fd, addr, addrlen);
 }
 
 NL_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
-    if (!nl_started() || untouchable(fd))
+    if (!nl_started() || nl_handler_inside_nestls(fd))
         return nl_real.getsockname(fd, addr, addrlen);
     return nl_getsockname(fd, addr, addrlen);
 }
 
 NL_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-    if (!nl_started() || untouchable(fd))
+    if (!nl_started() || nl_handler_inside_nestls(fd))
         return nl_real.getsockopt(fd, level, name, val, len);
     return nl_getsockopt(fd, level, name, val, len);
 }
 
 NL_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-    if (!nl_started() || untouchable(fd))
+    if (!nl_started() || nl_handler_inside_nestls(fd))
         return nl_real.setsockopt(fd, level, name, val, len);
     return nl_setsockopt(fd, level, name, val, len);
 }

@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "common/fdtable.h"
-#include "common/locking.h"
 #include "common/real.h"
 #include "engine/engine.h"
 #include "hooks/export.h"
@@ -38,7 +37,7 @@
 static ssize_t try_direct(int fd, const void *buf, size_t len)
 {
     /* (write and send have already sent a signal handler that interrupted
-     * nestls holding a lock the other way: in_locked_section.) */
+     * nestls holding a lock the other way: nl_handler_inside_nestls.) */
     if (!nl_wrapped_maybe(fd) || nl_in_vfork_child())
         return -1;
     struct nl_sock *s = nl_wrapped_get(fd);
@@ -51,16 +50,12 @@ static ssize_t try_direct(int fd, const void *buf, size_t len)
 }
 
 /* A signal handler that interrupted nestls's own locked section on this
- * thread (a direct write holds the engine's lock) writes into the
- * socketpair without waiting for that lock, and without blocking: the
- * engine, which would drain the socketpair, waits for the very lock the
- * interrupted code holds. So a full socketpair gives a short count or
- * EAGAIN here, never a hang. Other descriptors are written as usual. */
-static bool in_locked_section(int fd)
-{
-    return nl_lock_held_here() && nl_wrapped_maybe(fd);
-}
-
+ * thread (nl_handler_inside_nestls: a direct write holds the engine's
+ * lock) writes into the socketpair without waiting for that lock, and
+ * without blocking: the engine, which would drain the socketpair, waits
+ * for the very lock the interrupted code holds. So a full socketpair
+ * gives a short count or EAGAIN here, never a hang. Other descriptors are
+ * written as usual. */
 static ssize_t write_from_handler(int fd, const void *buf, size_t len, int flags)
 {
     ssize_t n = nl_real.send(fd, buf, len, flags | MSG_DONTWAIT);
@@ -98,7 +93,7 @@ NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     if (!nl_started())
         return nl_real.write(fd, buf, len);
-    if (in_locked_section(fd))
+    if (nl_handler_inside_nestls(fd))
         return write_from_handler(fd, buf, len, 0);
     ssize_t taken = try_direct(fd, buf, len);
     if (taken == SHUT_FOR_WRITING)
@@ -110,7 +105,7 @@ NL_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 
 ssize_t nl_send_road(int fd, const void *buf, size_t len, int flags)
 {
-    if (in_locked_section(fd))
+    if (nl_handler_inside_nestls(fd))
         return write_from_handler(fd, buf, len, flags);
     ssize_t taken = try_direct(fd, buf, (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) ? 0 : len);
     if (taken == SHUT_FOR_WRITING)

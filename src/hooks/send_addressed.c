@@ -38,10 +38,12 @@ static bool addressed(const void *to, socklen_t tolen)
 }
 
 /* The program's socket is wrapped: 1 and *shut when it is (a reference
- * is not kept; the caller only needs the facts now). */
+ * is not kept; the caller only needs the facts now). Not asked in a
+ * vfork child, nor in a signal handler inside nestls's locked section
+ * (the table's lock may be held): there the send goes as it is. */
 static bool is_wrapped(int fd, bool *shut)
 {
-    if (!nl_wrapped_maybe(fd) || nl_in_vfork_child())
+    if (!nl_wrapped_maybe(fd) || nl_lock_held_here() || nl_in_vfork_child())
         return false;
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL)
@@ -55,15 +57,16 @@ ssize_t nl_sendto_road(int fd, const void *buf, size_t len, int flags, const str
                        socklen_t tolen)
 {
     bool shut;
-    if (nl_lock_held_here() && !(flags & MSG_FASTOPEN))
-        return nl_real.sendto(fd, buf, len, flags, to, tolen);
-    if (!nl_lock_held_here() && is_wrapped(fd, &shut)) {
+    if (is_wrapped(fd, &shut)) {
         if (flags & MSG_FASTOPEN) {
             errno = EISCONN;
             return -1;
         }
         return nl_send_road(fd, buf, len, flags);
     }
+    /* Without an address sendto is send, handler-safe way included. */
+    if (to == NULL)
+        return nl_send_road(fd, buf, len, flags);
     if (!(flags & MSG_FASTOPEN) || !addressed(to, tolen))
         return nl_real.sendto(fd, buf, len, flags, to, tolen);
     bool plaintext;
@@ -88,9 +91,9 @@ static ssize_t sendmsg_unaddressed(int fd, const struct msghdr *msg, int flags)
 ssize_t nl_sendmsg_road(int fd, const struct msghdr *msg, int flags)
 {
     bool shut;
-    if (msg == NULL || (nl_lock_held_here() && !(flags & MSG_FASTOPEN)))
+    if (msg == NULL)
         return nl_real.sendmsg(fd, msg, flags);
-    if (!nl_lock_held_here() && is_wrapped(fd, &shut)) {
+    if (is_wrapped(fd, &shut)) {
         if (flags & MSG_FASTOPEN) {
             errno = EISCONN;
             return -1;

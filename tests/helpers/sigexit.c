@@ -4,7 +4,7 @@
  * Connects to 127.0.0.1:PORT and writes 64 KiB blocks as fast as it can
  * (nestls encrypts many of them in this very thread, holding the engine's
  * lock while it does). A timer fires SIGALRM HZ times a second; its
- * handler writes a few bytes to the same socket, asks getsockopt and
+ * handler writes a few bytes to the same socket (write or sendto), asks getsockopt and
  * getpeername about it and, at the SIGNALS-th signal, calls _exit(0): all
  * async-signal-safe, so both must work
  * wherever the signal lands. A handler that blocked on a lock the
@@ -23,7 +23,8 @@ static void on_alarm(int sig)
 {
     (void)sig;
     int saved = errno;
-    ssize_t w = write(sock, "signal\n", 7);
+    /* write, and sendto without an address (which is send) in turn. */
+    ssize_t w = fired % 2 ? write(sock, "signal\n", 7) : sendto(sock, "signal\n", 7, 0, NULL, 0);
     (void)w;
     /* Asking about the socket is async-signal-safe too. */
     int v;

@@ -150,13 +150,23 @@ void nl_exec_env_init(const char *policy_path)
     announced_entry = entry("NESTLS_ANNOUNCED", value_of(environ, "NESTLS_ANNOUNCED", false));
 }
 
-bool nl_exec_env_keeps_nestls(char *const envp[])
+/* What an environment lacks of nestls: read once per exec. */
+struct lacking {
+    const char *preload, *policy; /* the values ld.so and the child will read */
+    bool preload_entry, policy_entry, announced_entry;
+};
+
+static bool lacks(char *const envp[], struct lacking *l)
 {
+    *l = (struct lacking){0};
     if (lib_path == NULL || preload_entry == NULL || policy_entry == NULL)
-        return true; /* start-up could not learn what to keep: nothing to add */
-    const char *preload = value_of(envp, "LD_PRELOAD", true);
-    const char *policy = value_of(envp, "NESTLS_POLICY", false);
-    return preload != NULL && preloads_us(preload) && policy != NULL && policy[0] != '\0';
+        return false; /* start-up could not learn what to keep: nothing to add */
+    l->preload = value_of(envp, "LD_PRELOAD", true);
+    l->policy = value_of(envp, "NESTLS_POLICY", false);
+    l->preload_entry = l->preload == NULL || !preloads_us(l->preload);
+    l->policy_entry = l->policy == NULL || l->policy[0] == '\0';
+    l->announced_entry = announced_entry != NULL && value_of(envp, "NESTLS_ANNOUNCED", false) == NULL;
+    return l->preload_entry || l->policy_entry || l->announced_entry;
 }
 
 /* This thread's mapping, grown when too small, kept for the next exec. */
@@ -179,14 +189,11 @@ static void *vector_space(size_t len)
 
 char *const *nl_exec_env(char *const envp[])
 {
-    if (nl_exec_env_keeps_nestls(envp) &&
-        (announced_entry == NULL || value_of(envp, "NESTLS_ANNOUNCED", false) != NULL))
+    struct lacking l;
+    if (!lacks(envp, &l))
         return envp;
-    const char *preload = value_of(envp, "LD_PRELOAD", true);
-    const char *policy = value_of(envp, "NESTLS_POLICY", false);
-    bool add_preload = preload == NULL || !preloads_us(preload);
-    bool add_policy = policy == NULL || policy[0] == '\0';
-    bool add_announced = announced_entry != NULL && value_of(envp, "NESTLS_ANNOUNCED", false) == NULL;
+    const char *preload = l.preload;
+    bool add_preload = l.preload_entry, add_policy = l.policy_entry;
 
     size_t n = 0;
     while (envp != NULL && envp[n] != NULL)
@@ -210,7 +217,7 @@ char *const *nl_exec_env(char *const envp[])
         out[k++] = preload_entry;
     if (add_policy)
         out[k++] = policy_entry;
-    if (add_announced)
+    if (l.announced_entry)
         out[k++] = announced_entry;
     for (size_t i = 0; i < n; i++) {
         bool replaced = (add_preload && strncmp(envp[i], "LD_PRELOAD=", 11) == 0) ||
@@ -224,11 +231,11 @@ char *const *nl_exec_env(char *const envp[])
 
 int nl_exec_env_restore_environ(void)
 {
-    if (nl_exec_env_keeps_nestls(environ))
+    struct lacking l;
+    if (!lacks(environ, &l))
         return 0;
-    const char *preload = value_of(environ, "LD_PRELOAD", true);
-    if (preload == NULL || !preloads_us(preload)) {
-        const char *given = preload != NULL && preload[0] != '\0' ? preload : preload_entry + 11;
+    if (l.preload_entry) {
+        const char *given = l.preload != NULL && l.preload[0] != '\0' ? l.preload : preload_entry + 11;
         char *list = malloc(preload_list_size(given));
         if (list == NULL)
             return -1;
@@ -238,8 +245,7 @@ int nl_exec_env_restore_environ(void)
         if (r != 0)
             return -1;
     }
-    const char *policy = value_of(environ, "NESTLS_POLICY", false);
-    if ((policy == NULL || policy[0] == '\0') && setenv("NESTLS_POLICY", policy_entry + 14, 1) != 0)
+    if (l.policy_entry && setenv("NESTLS_POLICY", policy_entry + 14, 1) != 0)
         return -1;
     return 0;
 }

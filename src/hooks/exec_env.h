@@ -7,9 +7,6 @@
 /* Start-up, once the policy is loaded and announced. */
 void nl_exec_env_init(const char *policy_path);
 
-/* Whether a child given envp would run under nestls. */
-bool nl_exec_env_keeps_nestls(char *const envp[]);
-
 /* envp, or a vector with nestls's LD_PRELOAD and NESTLS_POLICY put back
  * (this thread's, valid until its next call); NULL with ENOMEM when none
  * can be made: the exec must then fail. Safe in a vfork child: no lock,

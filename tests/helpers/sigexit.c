@@ -4,10 +4,10 @@
  * Connects to 127.0.0.1:PORT and writes 64 KiB blocks as fast as it can
  * (nestls encrypts many of them in this very thread, holding the engine's
  * lock while it does). A timer fires SIGALRM HZ times a second; its
- * handler writes a few bytes to the same socket (write or sendto), asks getsockopt and
- * getpeername about it and, at the SIGNALS-th signal, calls _exit(0): all
- * async-signal-safe, so both must work
- * wherever the signal lands. A handler that blocked on a lock the
+ * handler writes a few bytes to the same socket (write or sendto), asks
+ * getsockopt and getpeername about it and, at the SIGNALS-th signal,
+ * calls _exit(0): all async-signal-safe, so all must work wherever the
+ * signal lands. A handler that blocked on a lock the
  * interrupted code holds would hang here forever (the test bounds it). */
 #define _GNU_SOURCE
 #include <netinet/tcp.h>

@@ -108,5 +108,5 @@ EOF
     assert_equal "$(sha256 got.bin)" "$(sha256 www/file.bin)"
     # The server saw the outer layer's client certificate, none on the inner.
     wait_for_match http.err \
-        "^nestls\[$server_pid\] info: rule 'server': server $IP4:$PORT <- $ADDR up in [0-9.]+ ms: layer 1 $(layer_re nestls-client-outer); layer 2 TLSv1\.3 TLS_[A-Z0-9_]+ peer \"-\" alpn -$"
+        "^nestls\[$server_pid\] info: rule 'server': server $IP4:$PORT <- $ADDR up in [0-9.]+ ms: layer 1 $(layer_re nestls-client-outer); layer 2 TLSv1\.3 TLS_[A-Z0-9_]+ sni [^ ]+ peer \"-\" verified - alpn -$"
 }

@@ -15,6 +15,7 @@ setup() {
     need_build
     need_cmd python3
     cd "$BATS_TEST_TMPDIR"
+    unset NESTLS_LOG # the client policy's log_level: warn, not the suites' info
     PORT=$(free_port)
     write_policy server.yaml <<'EOF2'
 version: 1

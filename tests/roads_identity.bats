@@ -85,7 +85,7 @@ assert_tls_only() {
     assert_failure 3
     assert_log "$stderr" "^names_client.py: connect: EACCES \("
     assert_log "$stderr" "^nestls\[$(run_pid)\] warn: rule 'client': client -> $IP4:$PORT: names '$OTHER_RE' and 'localhost' both resolve to this address; which one this connection is for is unknown, so the address itself is verified \(set server_name in the layer to choose\)$"
-    assert_log "$stderr" "error: rule 'client': client $ADDR -> $IP4:$PORT layer 1: certificate verify failed: IP address mismatch \(wanted 127\.0\.0\.1\)$"
+    assert_log "$stderr" "error: rule 'client': client $ADDR -> $IP4:$PORT layer 1: certificate verify failed: IP address mismatch \(wanted 127\.0\.0\.1; no host name known for this connection; set server_name in the layer\)$"
     assert_equal "$(grep -c 'both resolve' <<<"$stderr")" 1
 }
 

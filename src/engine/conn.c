@@ -269,7 +269,8 @@ static void fail_tls(struct nl_conn *c)
 static void fail_net(struct nl_conn *c, int err)
 {
     if (c->state < NL_CONN_OPEN)
-        fail(c, err, "layer %zu: TCP: %s", nl_onion_handshaking_layer(&c->onion) + 1, strerror(err));
+        fail(c, err, "TCP: %s (during the handshake of layer %zu)", strerror(err),
+             nl_onion_handshaking_layer(&c->onion) + 1);
     else
         fail(c, ECONNRESET, "TCP: %s", strerror(err));
 }
@@ -528,7 +529,10 @@ static void check_deadline(struct nl_conn *c, uint64_t now_ms)
 {
     if (c->deadline_ms == 0 || now_ms < c->deadline_ms)
         return;
-    if (c->state < NL_CONN_OPEN)
+    if (c->state == NL_CONN_TCP_CONNECTING)
+        fail(c, ETIMEDOUT, "TCP connect timed out after %u ms (handshake_timeout_ms)",
+             c->handshake_timeout_ms);
+    else if (c->state < NL_CONN_OPEN)
         fail(c, ETIMEDOUT, "layer %zu: handshake timed out after %u ms",
              nl_onion_handshaking_layer(&c->onion) + 1, c->handshake_timeout_ms);
     else if (c->state == NL_CONN_LINGER || c->state == NL_CONN_CLOSING)
@@ -592,7 +596,7 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
             socklen_t len = sizeof(err);
             nl_real.getsockopt(c->tcp.fd, SOL_SOCKET, SO_ERROR, &err, &len);
             if (err != 0) {
-                fail(c, err, "layer 1: TCP connect: %s", strerror(err));
+                fail(c, err, "TCP connect: %s", strerror(err));
                 return;
             }
             c->state = NL_CONN_HANDSHAKING;

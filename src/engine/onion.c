@@ -196,7 +196,7 @@ static void fail_layer(struct nl_onion *o, size_t i, int ssl_err)
     if (o->failed_layer >= 0)
         return;
     o->failed_layer = (int)i;
-    o->fail_errno = nl_tls_describe_failure(o->l[i].ssl, ssl_err, o->role,
+    o->fail_errno = nl_tls_describe_failure(o->l[i].ssl, ssl_err, &o->rule->layers[i], o->role,
                                             o->fail_reason, sizeof(o->fail_reason));
 }
 
@@ -566,13 +566,19 @@ void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
             subject_rfc2253(peer, subject, sizeof(subject));
             X509_free(peer);
         }
+        /* Client role: the name this layer sent; server role: the one the
+         * client sent. */
+        const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        char verified[300];
+        nl_tls_verified(ssl, &o->rule->layers[i], o->role, verified, sizeof(verified));
         const unsigned char *alpn = NULL;
         unsigned alpn_len = 0;
         SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
-        int n = snprintf(out + used, len - used, "%slayer %zu %s %s peer \"%s\" alpn %.*s%s",
-                         i ? "; " : "", i + 1, SSL_get_version(ssl),
-                         SSL_get_cipher_name(ssl), subject, alpn_len ? (int)alpn_len : 1,
-                         alpn_len ? (const char *)alpn : "-",
+        int n = snprintf(out + used, len - used,
+                         "%slayer %zu %s %s sni %s peer \"%s\" verified %s alpn %.*s%s",
+                         i ? "; " : "", i + 1, SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+                         sni != NULL ? sni : "-", subject, verified,
+                         alpn_len ? (int)alpn_len : 1, alpn_len ? (const char *)alpn : "-",
                          SSL_session_reused(ssl) ? " resumed" : "");
         if (n < 0)
             break;

@@ -104,7 +104,11 @@ size_t nl_onion_held_plain(const struct nl_onion *o);
  * every layer, for the log line that explains a stall. */
 void nl_onion_dump(const struct nl_onion *o, char *out, size_t len);
 
-/* "layer 1 TLSv1.3 TLS_AES_256_GCM_SHA384 peer "CN=x" alpn h2; layer 2 ..." */
+/* "layer 1 TLSv1.3 TLS_AES_256_GCM_SHA384 sni x peer "CN=x" verified x alpn h2
+ * resumed; layer 2 ...": per layer the version, suite, SNI (sent, or
+ * received in the server role; "-" for none), the peer certificate's
+ * subject, what was verified (nl_tls_verified), ALPN, and "resumed" for a
+ * resumed session. */
 void nl_onion_describe(const struct nl_onion *o, char *out, size_t len);
 
 #endif

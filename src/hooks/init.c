@@ -118,19 +118,28 @@ static void export_absolute_policy(const char *given, const struct nl_policy *po
         export_env("NESTLS_POLICY", policy->path);
 }
 
-/* Once per process tree (NESTLS_ANNOUNCED holds the policy it was said
- * for), what governs it and what happens to a connection no rule matches:
- * a passthrough in plaintext must never be a surprise. A child started
- * under another policy says its own. */
-static void announce(const struct nl_policy *policy)
+/* Whether this process tree was told already about this policy: its
+ * start-up notes (the info line below, and warnings such as a key file
+ * others can read or a keylog_file) are said once per process tree, not
+ * by every program a script starts. NESTLS_ANNOUNCED holds the policy
+ * they were said for; a child started under another policy says its own. */
+static bool tree_was_told(const char *policy_path)
 {
     const char *said = secure_getenv("NESTLS_ANNOUNCED");
-    if ((said != NULL && strcmp(said, policy->path) == 0) || !nl_log_enabled(NL_LOG_INFO))
-        return;
-    bool deny = policy->settings.default_action == NL_ACTION_DENY;
-    nl_info("policy %s: %zu rule%s; connections no rule matches are %s", policy->path,
-            policy->n_rules, policy->n_rules == 1 ? "" : "s",
-            deny ? "denied" : "passed through in plaintext");
+    return said != NULL && strcmp(said, policy_path) == 0;
+}
+
+/* What governs the process and what happens to a connection no rule
+ * matches (a passthrough in plaintext must never be a surprise to whoever
+ * asks for info lines). */
+static void announce(const struct nl_policy *policy, bool told)
+{
+    if (!told) {
+        bool deny = policy->settings.default_action == NL_ACTION_DENY;
+        nl_info("policy %s: %zu rule%s; connections no rule matches are %s", policy->path,
+                policy->n_rules, policy->n_rules == 1 ? "" : "s",
+                deny ? "denied" : "passed through in plaintext");
+    }
     export_env("NESTLS_ANNOUNCED", policy->path);
 }
 
@@ -159,13 +168,17 @@ static void start_up(void)
     const char *env_level = secure_getenv("NESTLS_LOG");
     if (env_level != NULL && env_level[0] != '\0' && parse_level(env_level, &level) != 0)
         refuse_to_start("NESTLS_LOG must be one of error, warn, info, debug");
-    nl_log_configure(level, policy->settings.log_file);
     rounds_from_env();
-    if (nl_log_fd() > 2)
-        nl_guard_add(nl_log_fd());
     nl_sessions_attach(policy);
+    /* Its warning is a start-up note too: held with the loader's. */
     if (nl_keylog_attach(policy, err, sizeof(err)) != 0)
         refuse_to_start(err);
+    bool told = tree_was_told(policy->path);
+    if (told)
+        nl_log_drop_held();
+    nl_log_set_vfork_probe(nl_in_vfork_child);
+    /* Writes the held notes; the log file opens only when a line needs it. */
+    nl_log_configure(level, policy->settings.log_file);
     nl_policy = policy;
     nl_owner_is_me();
     nl_forking_install();
@@ -173,7 +186,7 @@ static void start_up(void)
     nl_debug("policy %s loaded: %zu rule(s), default action %s", policy->path, policy->n_rules,
              nl_action_name(policy->settings.default_action));
     export_absolute_policy(path, policy);
-    announce(policy);
+    announce(policy, told);
     nl_exec_env_init(policy->path);
     __atomic_store_n(&nl_started_flag, true, __ATOMIC_RELEASE);
     starting = false;

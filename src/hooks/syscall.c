@@ -1,14 +1,23 @@
 /* syscall(): the same roads, reached by number.
  *
- * A program (or a runtime: libuv, some language bindings) may call
- * connect, accept, sendto, sendmsg, io_uring_setup or execve through
- * libc's syscall() instead of their own functions. Those numbers take the same
- * hooks as the functions; every other number goes to libc untouched.
+ * A program (or a runtime: libuv, some language bindings, daemons closing
+ * every descriptor) may call connect, accept, sendto, sendmsg,
+ * io_uring_setup, execve, close, close_range, dup2 or dup3 through libc's
+ * syscall() instead of their own functions. Those numbers take the same
+ * hooks as the functions (so a raw close_range skips nestls's descriptors
+ * and a raw dup2 onto one moves it first, as fd.c does for the functions);
+ * every other number goes to libc untouched. nestls's own raw calls
+ * (common/sys.h, fdtable.c, fd.c's fallbacks) come through here too: they
+ * are told apart by their return address, inside this library, and go
+ * straight to libc (fd.c's close_range fallback would otherwise call
+ * itself).
  *
  * errno contract: syscall()'s: -1 and errno, as the hooked function's. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -44,6 +53,16 @@ static long dispatch(long n, long a[6], bool *handled)
     case SYS_execveat:
         return execveat((int)a[0], (const char *)a[1], (char *const *)a[2], (char *const *)a[3],
                         (int)a[4]);
+    case SYS_close:
+        return close((int)a[0]);
+    case SYS_close_range:
+        return close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
+#ifdef SYS_dup2
+    case SYS_dup2:
+        return dup2((int)a[0], (int)a[1]);
+#endif
+    case SYS_dup3:
+        return dup3((int)a[0], (int)a[1], (int)a[2]);
     case SYS_io_uring_setup:
         if (nl_uring_refused()) {
             errno = ENOSYS;
@@ -76,9 +95,76 @@ static long (*next_syscall(void))(long, ...)
 
 static bool is_a_road(long n)
 {
-    return n == SYS_connect || n == SYS_accept || n == SYS_accept4 || n == SYS_sendto ||
-           n == SYS_sendmsg || n == SYS_sendmmsg || n == SYS_io_uring_setup || n == SYS_execve ||
-           n == SYS_execveat;
+    switch (n) {
+    case SYS_connect:
+    case SYS_accept:
+    case SYS_accept4:
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_sendmmsg:
+    case SYS_io_uring_setup:
+    case SYS_execve:
+    case SYS_execveat:
+    case SYS_close:
+    case SYS_close_range:
+#ifdef SYS_dup2
+    case SYS_dup2:
+#endif
+    case SYS_dup3:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* close, close_range, dup2, dup3: until start-up has run, nestls holds no
+ * descriptor they could take, so they never start it. jemalloc (redis)
+ * closes its /proc and /sys files with syscall(SYS_close) inside its own
+ * initialisation, holding its lock: starting nestls there (which
+ * allocates) would hang the program before main. */
+static bool descriptor_call(long n)
+{
+#ifdef SYS_dup2
+    if (n == SYS_dup2)
+        return true;
+#endif
+    return n == SYS_close || n == SYS_close_range || n == SYS_dup3;
+}
+
+/* This library's code, where nestls's own raw calls come from: the
+ * loadable segment holding this file's code, found once at load. Until
+ * then (a hook run from another library's constructor), nestls's own raw
+ * calls happen inside start-up, where nl_started() is false anyway. */
+static uintptr_t self_lo, self_hi;
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *probe)
+{
+    (void)size;
+    uintptr_t at = (uintptr_t)probe;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (at >= lo && at < hi) {
+            __atomic_store_n(&self_hi, hi, __ATOMIC_RELAXED);
+            __atomic_store_n(&self_lo, lo, __ATOMIC_RELEASE);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+__attribute__((constructor)) static void know_self(void)
+{
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&find_self);
+}
+
+static bool called_by_nestls(const void *return_address)
+{
+    uintptr_t at = (uintptr_t)return_address;
+    uintptr_t lo = __atomic_load_n(&self_lo, __ATOMIC_ACQUIRE);
+    return lo != 0 && at >= lo && at < __atomic_load_n(&self_hi, __ATOMIC_RELAXED);
 }
 
 /* Six arguments are taken whatever the number, as libc's own syscall()
@@ -93,7 +179,9 @@ NL_EXPORT __attribute__((no_sanitize("address"))) long syscall(long number, ...)
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
-    if (is_a_road(number) && nl_started()) {
+    if (is_a_road(number) && !called_by_nestls(__builtin_return_address(0)) &&
+        (descriptor_call(number) ? __atomic_load_n(&nl_started_flag, __ATOMIC_ACQUIRE)
+                                 : nl_started())) {
         bool handled;
         long r = dispatch(number, a, &handled);
         if (handled)

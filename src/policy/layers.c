@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const LAYER_KEYS[] = {
+const char *const nl_layer_keys[] = {
     "server_name", "ca", "cert", "key", "client_ca", "verify", "insecure", "min_version",
     "max_version", "ciphers", "ciphersuites", "groups", "alpn", NULL,
 };
@@ -168,7 +168,7 @@ static int parse_layer(struct nl_loader *L, const yaml_node_t *v, struct nl_laye
         return nl_fail_raw(L, v, "%s must be a mapping of TLS settings (got %s)", label,
                            nl_yaml_kind(v, kind, sizeof(kind)));
     snprintf(where, sizeof(where), "in %s", label);
-    NL_GUARD(nl_yaml_check_mapping(L, v, LAYER_KEYS, where));
+    NL_GUARD(nl_yaml_check_mapping(L, v, nl_layer_keys, where));
     snprintf(L->where, sizeof(L->where), "%s", label);
 
     struct nl_layer_nodes at = {.layer = v};

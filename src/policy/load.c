@@ -15,8 +15,8 @@
 
 #include "common/sys.h"
 
-static const char *const TOP_KEYS[] = {"version", "settings", "rules", NULL};
-static const char *const SETTINGS_KEYS[] = {
+const char *const nl_top_keys[] = {"version", "settings", "rules", NULL};
+const char *const nl_settings_keys[] = {
     "log_level", "log_file", "default_action", "handshake_timeout_ms", "linger_ms", "keylog_file",
     "insecure_allow_unhookable", "allow_io_uring", NULL,
 };
@@ -85,7 +85,7 @@ static int parse_settings(struct nl_loader *L, const yaml_node_t *v, struct nl_s
     if (v->type != YAML_MAPPING_NODE)
         return nl_fail(L, v, "'settings' must be a mapping (got %s)",
                        nl_yaml_kind(v, kind, sizeof(kind)));
-    NL_GUARD(nl_yaml_check_mapping(L, v, SETTINGS_KEYS, "in settings"));
+    NL_GUARD(nl_yaml_check_mapping(L, v, nl_settings_keys, "in settings"));
 
     const yaml_node_t *x;
     int choice;
@@ -150,7 +150,7 @@ static int parse_top(struct nl_loader *L, const yaml_node_t *root, struct nl_pol
     if (root->type != YAML_MAPPING_NODE)
         return nl_fail_raw(L, root, "a policy is a mapping with 'version', 'settings' and "
                                     "'rules' (got %s)", nl_yaml_kind(root, kind, sizeof(kind)));
-    NL_GUARD(nl_yaml_check_mapping(L, root, TOP_KEYS, "at top level"));
+    NL_GUARD(nl_yaml_check_mapping(L, root, nl_top_keys, "at top level"));
     NL_GUARD(parse_version(L, root));
     NL_GUARD(parse_settings(L, nl_yaml_get(L, root, "settings", NULL), &p->settings));
     const yaml_node_t *rules = nl_yaml_get(L, root, "rules", NULL);
@@ -281,7 +281,7 @@ int nl_policy_load(const char *path, struct nl_policy **out, char *err, size_t e
     struct nl_policy *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return nl_fail_mark(&L, 1, 1, "out of memory");
-    p->settings.log_level = NL_LOG_INFO;
+    p->settings.log_level = NL_LOG_DEFAULT;
     p->settings.default_action = NL_ACTION_PASSTHROUGH;
     p->settings.handshake_timeout_ms = 10000;
     p->settings.linger_ms = 2000;

@@ -74,10 +74,22 @@ yaml_node_t *nl_yaml_get(struct nl_loader *L, const yaml_node_t *map, const char
 
 /* --- suggest.c --------------------------------------------------------- */
 
+/* The keys of each place in a policy (NULL-terminated), defined beside
+ * the code that reads them (load.c, rules.c, layers.c). */
+extern const char *const nl_top_keys[];
+extern const char *const nl_settings_keys[];
+extern const char *const nl_rule_keys[];
+extern const char *const nl_match_keys[];
+extern const char *const nl_layer_keys[];
+
 /* The valid name closest to word, or NULL when none is close enough. */
 const char *nl_suggest(const char *word, const char *const valid[]);
 /* "did you mean 'x'?" or "valid keys: a, b, c" into buf. */
 void nl_suggest_text(const char *word, const char *const valid[], char *buf, size_t size);
+/* For a key of another place than valid[]'s (indented one level too
+ * little or too much): "'ca' belongs inside a layer (under 'layers:')"
+ * into buf, and true; false when word is no key of any place. */
+bool nl_suggest_place(const char *word, const char *const valid[], char *buf, size_t size);
 
 /* --- values.c ---------------------------------------------------------- */
 

@@ -79,7 +79,7 @@ struct nl_rule {
 };
 
 struct nl_settings {
-    enum nl_log_level log_level;   /* default info */
+    enum nl_log_level log_level;   /* default NL_LOG_DEFAULT (warn) */
     char *log_file;                /* "stderr" (default) or absolute path */
     enum nl_action default_action; /* passthrough (default) or deny */
     unsigned handshake_timeout_ms; /* default 10000 */

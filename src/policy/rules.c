@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const RULE_KEYS[] = {"name", "match", "action", "layers", NULL};
-static const char *const MATCH_KEYS[] = {"role", "address", "port", "program", NULL};
+const char *const nl_rule_keys[] = {"name", "match", "action", "layers", NULL};
+const char *const nl_match_keys[] = {"role", "address", "port", "program", NULL};
 /* In enum nl_action order. */
 static const char *const ACTIONS[] = {"wrap", "passthrough", "deny", NULL};
 /* enum nl_role minus one: "any" is not written, it is the absence of role. */
@@ -28,7 +28,7 @@ static int parse_match(struct nl_loader *L, const yaml_node_t *v, struct nl_rule
         return nl_fail(L, v, "'match' must be a mapping of role, address, port, program (got %s)",
                        nl_yaml_kind(v, kind, sizeof(kind)));
     snprintf(where, sizeof(where), "in match of %s", label);
-    NL_GUARD(nl_yaml_check_mapping(L, v, MATCH_KEYS, where));
+    NL_GUARD(nl_yaml_check_mapping(L, v, nl_match_keys, where));
     set_where(L, "match of ", label);
 
     const yaml_node_t *x;
@@ -124,7 +124,7 @@ static int parse_rule(struct nl_loader *L, const yaml_node_t *v, struct nl_rule 
         snprintf(label, sizeof(label), "%s", rule->name);
     }
     snprintf(where, sizeof(where), "in %s", label);
-    NL_GUARD(nl_yaml_check_mapping(L, v, RULE_KEYS, where));
+    NL_GUARD(nl_yaml_check_mapping(L, v, nl_rule_keys, where));
 
     NL_GUARD(parse_match(L, nl_yaml_get(L, v, "match", NULL), rule, label));
     set_where(L, "", label);

@@ -1,6 +1,8 @@
 /* "did you mean ...?" for misspelt keys: the valid key at the smallest edit
  * distance (insert, delete, substitute, or swap two neighbours), when it is
- * small enough to be a typo rather than a different word. */
+ * small enough to be a typo rather than a different word. And for a key
+ * written at the wrong indentation (a layer's 'ca' at rule level), where it
+ * belongs. */
 #include "policy/loader.h"
 
 #include <ctype.h>
@@ -64,4 +66,30 @@ void nl_suggest_text(const char *word, const char *const valid[], char *buf, siz
     size_t used = (size_t)snprintf(buf, size, "valid keys:");
     for (size_t i = 0; valid[i] != NULL && used < size; i++)
         used += (size_t)snprintf(buf + used, size - used, "%s %s", i == 0 ? "" : ",", valid[i]);
+}
+
+/* Every place a key can be, and how to say where it is. */
+static const struct {
+    const char *const *keys;
+    const char *where;
+} places[] = {
+    {nl_top_keys, "at the top level (not indented)"},
+    {nl_settings_keys, "under 'settings:'"},
+    {nl_rule_keys, "in a rule (an entry under 'rules:')"},
+    {nl_match_keys, "under 'match:' in a rule"},
+    {nl_layer_keys, "inside a layer (under 'layers:')"},
+};
+
+bool nl_suggest_place(const char *word, const char *const valid[], char *buf, size_t size)
+{
+    for (size_t p = 0; p < sizeof(places) / sizeof(places[0]); p++) {
+        if (places[p].keys == valid)
+            continue;
+        for (size_t i = 0; places[p].keys[i] != NULL; i++)
+            if (strcmp(word, places[p].keys[i]) == 0) {
+                snprintf(buf, size, "'%s' belongs %s", word, places[p].where);
+                return true;
+            }
+    }
+    return false;
 }

@@ -31,7 +31,7 @@ static void warn_if_exposed(const char *key_path)
 {
     struct stat st;
     if (stat(key_path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
-        nl_warn("key file %s is readable by others (mode %o)", key_path,
+        nl_warn("key file %s is readable by others (mode %o): chmod 600 it", key_path,
                 (unsigned)(st.st_mode & 07777));
 }
 

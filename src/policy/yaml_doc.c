@@ -16,6 +16,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The character at (line, column), both 0-based as libyaml counts them
+ * (column in characters, not bytes), or 0 past the text. */
+static unsigned char char_at(const yaml_parser_t *parser, size_t line, size_t column)
+{
+    const unsigned char *p = parser->input.string.start, *end = parser->input.string.end;
+    if (p == NULL)
+        return 0;
+    for (size_t l = 0; l < line && p < end; p++)
+        if (*p == '\n')
+            l++;
+    for (size_t c = 0; p < end && *p != '\n'; p++) {
+        if ((*p & 0xc0) == 0x80)
+            continue; /* inside a UTF-8 character */
+        if (c++ == column)
+            return *p;
+    }
+    return 0;
+}
+
 static int syntax_error(struct nl_loader *L, const yaml_parser_t *parser)
 {
     const char *problem = parser->problem ? parser->problem : "unknown problem";
@@ -31,6 +50,12 @@ static int syntax_error(struct nl_loader *L, const yaml_parser_t *parser)
     }
     int line = (int)parser->problem_mark.line + 1;
     int col = (int)parser->problem_mark.column + 1;
+    /* libyaml's words for a tab ("found character that cannot start any
+     * token", "found a tab character that violates indentation") do not
+     * say what to do. */
+    if (char_at(parser, parser->problem_mark.line, parser->problem_mark.column) == '\t')
+        return nl_fail_mark(L, line, col, "tab characters are not allowed for indentation in "
+                                          "YAML: indent with spaces");
     /* In YAML a leading '*' makes an alias: "*.example.com" and "*" need quotes. */
     bool alias = strstr(problem, "alias") != NULL ||
                  (parser->context != NULL && strstr(parser->context, "alias") != NULL);
@@ -316,6 +341,9 @@ int nl_yaml_check_mapping(struct nl_loader *L, const yaml_node_t *map,
             known = strcmp(key_text(key), valid[i]) == 0;
         if (!known) {
             char hint[512];
+            if (nl_suggest_place(key_text(key), valid, hint, sizeof(hint)))
+                return nl_fail_raw(L, key, "misplaced key '%s' %s: %s", key_text(key), where,
+                                   hint);
             nl_suggest_text(key_text(key), valid, hint, sizeof(hint));
             return nl_fail_raw(L, key, "unknown key '%s' %s (%s)", key_text(key), where, hint);
         }

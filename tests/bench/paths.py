@@ -159,11 +159,14 @@ def write_policies(cfg):
     os.makedirs(os.path.join(cfg.bench_dir, "policies"), exist_ok=True)
     tls = (f"        min_version: TLSv1.3\n        ciphersuites: {SUITE}\n"
            f"        groups: {GROUP}")
+    # log_level info: two lines per connection, which the proofs count
+    # (nestls is quiet by default; stunnel logs at its level 5 here too).
+    head = ["version: 1", "settings:", "  log_level: info", "rules:"]
     for n in cfg.nestls_layers:
-        server = ["version: 1", "rules:", "  - name: bench-server", "    match:",
-                  "      role: server", "      address: [127.0.0.1]", "    layers:"]
-        client = ["version: 1", "rules:", "  - name: bench-client", "    match:",
-                  "      role: client", "      address: [127.0.0.1]", "    layers:"]
+        server = head + ["  - name: bench-server", "    match:",
+                         "      role: server", "      address: [127.0.0.1]", "    layers:"]
+        client = head + ["  - name: bench-client", "    match:",
+                         "      role: client", "      address: [127.0.0.1]", "    layers:"]
         for layer in range(1, n + 1):
             p = pki(layer)
             server.append(f"      - cert: {cfg.certs}/{p}-server.pem\n"

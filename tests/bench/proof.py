@@ -205,7 +205,7 @@ class LogCursor:
 
 
 NESTLS_UP = re.compile(r" up in [0-9.]+ ms: (.*)$")
-NESTLS_LAYER = re.compile(r"layer (\d+) (\S+) (\S+) peer .*? alpn \S+( resumed)?(?:;|$)")
+NESTLS_LAYER = re.compile(r"layer (\d+) (\S+) (\S+) (?:sni .*? )?peer .*? alpn \S+( resumed)?(?:;|$)")
 
 
 def nestls_log(text, layers, who):

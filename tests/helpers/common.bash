@@ -25,6 +25,12 @@ CERTS=$REPO/certs
 HELPERS=$REPO/tests/helpers
 TESTBIN=$BUILD/tests # the plaintext C programs from tests/helpers/*.c
 export REPO BUILD NESTLS LIB CERTS HELPERS TESTBIN PRELOAD_FIRST
+# The suites read the connection lines of tests/CONTRACT.md ("up", "closed",
+# the start-up line), which are info lines: they run at info. A healthy run
+# at the default level (warn) prints nothing; a test of the default, or of
+# settings.log_level (which NESTLS_LOG overrides), unsets it
+# (tests/logging_quiet.bats).
+export NESTLS_LOG=${NESTLS_LOG:-info}
 
 WAIT_SECONDS=${WAIT_SECONDS:-10} # default bound of every wait_for_*
 STEP=0.02                        # poll interval of every wait_for_*

@@ -140,9 +140,10 @@ refute_log() {
 $1"
 }
 
-# One TLS 1.3 layer as the established line shows it, peer subject CN=$1.
+# One TLS 1.3 layer as the established line shows it, peer subject CN=$1
+# (any SNI, any name or address verified).
 layer_re() {
-    echo "TLSv1\.3 TLS_[A-Z0-9_]+ peer \"CN=$1\" alpn -( resumed)?"
+    echo "TLSv1\.3 TLS_[A-Z0-9_]+ sni [^ ]+ peer \"CN=$1\" verified [^ ]+ alpn -( resumed)?"
 }
 
 # ---------------------------------------------------------------- policies

@@ -911,7 +911,7 @@ static void minimal_policy_has_defaults(void)
     LOAD_OK("version: 1\n", p);
     char real_dir[PATH_MAX];
     bool dir_ok = realpath(tmp, real_dir) != NULL && strcmp(p->dir, real_dir) == 0;
-    bool ok = p->n_rules == 0 && p->settings.log_level == NL_LOG_INFO &&
+    bool ok = p->n_rules == 0 && p->settings.log_level == NL_LOG_WARN &&
               strcmp(p->settings.log_file, "stderr") == 0 &&
               p->settings.default_action == NL_ACTION_PASSTHROUGH &&
               p->settings.handshake_timeout_ms == 10000 && p->settings.linger_ms == 2000 &&

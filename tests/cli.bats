@@ -255,6 +255,64 @@ EOF
     assert_output --regexp 'match: +no rule matches'
 }
 
+@test "explain: a rule naming the host decides without resolving it (no DNS needed)" {
+    # example.internal resolves nowhere: explain used to stop at "cannot
+    # resolve". The first rule that can match names the host, so the
+    # decision by name does not depend on the address.
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: internal
+    match:
+      role: client
+      address: ["*.internal"]
+      port: 443
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+  - name: lan
+    match:
+      role: client
+      address: [10.0.0.0/8]
+    layers:
+      - ca: @CERTS@/inner-ca.pem
+EOF
+    run --separate-stderr "$NESTLS" explain -p policy.yaml client example.internal:443
+    assert_success
+    assert_line --regexp '^query: +client connects to example\.internal port 443 \(not resolved'
+    assert_output --regexp 'match: +rule 1 "internal"'
+    assert_output --regexp 'server name: +example\.internal \(the host name; SNI and verification\)'
+    assert_output --partial 'by the address alone: not shown'
+    assert_equal "$stderr" ''
+}
+
+@test "explain: when an earlier rule matches by address, the name is resolved, and failing that says why, exit 1" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: lan
+    match:
+      role: client
+      address: [10.0.0.0/8]
+    layers:
+      - ca: @CERTS@/inner-ca.pem
+  - name: internal
+    match:
+      role: client
+      address: ["*.internal"]
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+EOF
+    run --separate-stderr "$NESTLS" explain -p policy.yaml client no-such-host.internal:443
+    assert_failure 1
+    [[ $stderr =~ ^nestls:\ explain:\ cannot\ resolve\ no-such-host\.internal:.*rule\ 1\ \"lan\" ]] ||
+        fail "stderr: $stderr"
+    # A name that resolves (localhost, from /etc/hosts) is resolved, and the
+    # query says why.
+    run --separate-stderr "$NESTLS" explain -p policy.yaml client localhost:443
+    assert_success
+    assert_output --regexp 'localhost resolved to (127\.0\.0\.1|::1): rule 1 "lan" matches by address'
+}
+
 @test "explain: a role other than client or server is a usage error, exit 2" {
     run --separate-stderr "$NESTLS" explain "$REPO/policy/demo.yaml" peer 127.0.0.1:9000
     assert_failure 2
@@ -322,14 +380,96 @@ EOF
     assert_output '-p -v'
 }
 
+# ---------------------------------------------------------------- options
+
+@test "-p FILE and --policy FILE name the policy for check, explain and probe alike" {
+    local p=$REPO/policy/client-two-layer.yaml port
+    run --separate-stderr "$NESTLS" check -p "$p"
+    assert_success
+    assert_line "$p: ok"
+    run --separate-stderr "$NESTLS" check --policy "$p" "$REPO/policy/demo.yaml"
+    assert_success
+    assert_line "$p: ok"
+    assert_line "$REPO/policy/demo.yaml: ok"
+    run --separate-stderr "$NESTLS" explain -p "$p" client 127.0.0.1:9000
+    assert_success
+    assert_output --regexp 'match: +rule 1 "loopback-two-layers"'
+    run --separate-stderr "$NESTLS" explain --policy="$p" client 127.0.0.1:9000
+    assert_success
+    assert_output --regexp 'match: +rule 1 "loopback-two-layers"'
+    # probe takes the rule from the policy (then exit 1: nothing listens).
+    port=$(free_port)
+    run --separate-stderr "$NESTLS" probe -p "$p" "127.0.0.1:$port"
+    assert_failure 1
+    assert_line --regexp '^layers: +rule 1 "loopback-two-layers"'
+    run --separate-stderr "$NESTLS" probe --policy "$p" "127.0.0.1:$port"
+    assert_failure 1
+    assert_line --regexp '^layers: +rule 1 "loopback-two-layers"'
+}
+
+@test "explain: -p FILE and a positional FILE too is one argument too many, exit 2" {
+    run --separate-stderr "$NESTLS" explain -p "$REPO/policy/demo.yaml" "$REPO/policy/demo.yaml" \
+        client 127.0.0.1:9000
+    assert_failure 2
+    [[ $stderr =~ ^nestls:\ explain:\ unexpected\ argument ]] || fail "stderr: $stderr"
+}
+
+@test "unknown options are usage errors naming the option, exit 2, for every subcommand" {
+    local cmd
+    for cmd in run check explain probe; do
+        run --separate-stderr "$NESTLS" "$cmd" --frobnicate "$REPO/policy/demo.yaml"
+        assert_failure 2
+        [[ ${stderr%%$'\n'*} == "nestls: $cmd: unknown option '--frobnicate'" ]] ||
+            fail "$cmd: stderr: $stderr"
+        run --separate-stderr "$NESTLS" "$cmd" -Z "$REPO/policy/demo.yaml"
+        assert_failure 2
+        [[ ${stderr%%$'\n'*} == "nestls: $cmd: unknown option '-Z'" ]] || fail "$cmd: stderr: $stderr"
+    done
+    # check no longer reads an option as a file name.
+    run --separate-stderr "$NESTLS" check --json=yes "$REPO/policy/demo.yaml"
+    assert_failure 2
+    [[ $stderr =~ option\ \'--json\'\ takes\ no\ value ]] || fail "stderr: $stderr"
+    run --separate-stderr "$NESTLS" check -p
+    assert_failure 2
+    [[ $stderr =~ option\ \'-p\'\ needs\ a\ value ]] || fail "stderr: $stderr"
+}
+
+@test "-- ends the options: check -- -zone.yaml reads a file named -zone.yaml" {
+    sed "s#\.\./certs/#$CERTS/#" "$REPO/policy/client-one-layer.yaml" >./-zone.yaml
+    run --separate-stderr "$NESTLS" check -- -zone.yaml
+    assert_success
+    assert_line -- '-zone.yaml: ok'
+    # Control: without --, it is an (unknown) option.
+    run --separate-stderr "$NESTLS" check -zone.yaml
+    assert_failure 2
+}
+
+@test "run -q sets NESTLS_LOG=error, -v sets debug, and both together are a usage error" {
+    need_build
+    local p=$REPO/policy/client-one-layer.yaml
+    run --separate-stderr env NESTLS_LOG=info "$NESTLS" run -q -p "$p" -- sh -c 'echo "$NESTLS_LOG"'
+    assert_success
+    assert_output error
+    run --separate-stderr "$NESTLS" run --quiet -p "$p" -- sh -c 'echo "$NESTLS_LOG"'
+    assert_success
+    assert_output error
+    run --separate-stderr "$NESTLS" run -v -p "$p" -- sh -c 'echo "$NESTLS_LOG"'
+    assert_success
+    assert_output debug
+    run --separate-stderr "$NESTLS" run -q -v -p "$p" -- true
+    assert_failure 2
+    [[ $stderr =~ ^nestls:\ run:\ -v\ and\ -q ]] || fail "stderr: $stderr"
+}
+
 # -------------------------------------------------------- help and version
 
 @test "--help prints usage naming every subcommand, exit 0" {
     run --separate-stderr "$NESTLS" --help
     assert_success
     assert_output --partial 'usage: nestls run'
-    assert_output --partial 'nestls check FILE'
-    assert_output --partial 'nestls explain FILE client|server HOST:PORT'
+    assert_output --partial 'nestls check [--json] [-p FILE]... [--] [FILE...]'
+    assert_output --partial 'nestls explain [--json] [--program NAME] (-p FILE | FILE) client|server HOST:PORT'
+    assert_output --partial 'nestls probe [--json]'
     assert_equal "$stderr" ''
 }
 

@@ -75,7 +75,7 @@ void nl_cli_print_match(FILE *out, const struct nl_rule *rule, const char *inden
     fprintf(out, "\n%sprogram:  %s\n", indent, rule->program ? rule->program : "any");
 }
 
-static const char *position_name(size_t index, size_t n)
+const char *nl_cli_layer_position(size_t index, size_t n)
 {
     if (n == 1)
         return "only layer";
@@ -89,18 +89,14 @@ static const char *position_name(size_t index, size_t n)
 /* The loader keeps paths as policy dir + what the file says ("dir/../x");
  * show the file a person would open. Paths that cannot be resolved are
  * shown as they are. */
-struct shown {
-    char path[PATH_MAX];
-};
-
-static const char *show(const char *path, struct shown *buf)
+const char *nl_cli_show_path(const char *path, struct nl_shown_path *buf)
 {
     if (path == NULL || realpath(path, buf->path) == NULL)
         return path;
     return buf->path;
 }
 
-static int is_system(const char *ca)
+bool nl_cli_ca_is_system(const char *ca)
 {
     return ca == NULL || strcmp(ca, "system") == 0;
 }
@@ -124,28 +120,29 @@ static void print_client_side(FILE *out, const struct nl_layer *layer,
         fprintf(out, "%sserver name: %s (SNI and verification)\n", in, layer->server_name);
     else
         fprintf(out, "%sserver name: (resolved name)\n", in);
-    struct shown a, b;
-    fprintf(out, "%strusts:      %s\n", in, is_system(layer->ca) ? "system" : show(layer->ca, &a));
+    struct nl_shown_path a, b;
+    fprintf(out, "%strusts:      %s\n", in,
+            nl_cli_ca_is_system(layer->ca) ? "system" : nl_cli_show_path(layer->ca, &a));
     if (layer->verify)
         fprintf(out, "%sverify:      on\n", in);
     else
         fprintf(out, "%sverify:      off - INSECURE: any server certificate is accepted\n", in);
     if (layer->cert != NULL)
-        fprintf(out, "%sclient cert: %s (key %s)\n", in, show(layer->cert, &a),
-                show(layer->key ? layer->key : layer->cert, &b));
+        fprintf(out, "%sclient cert: %s (key %s)\n", in, nl_cli_show_path(layer->cert, &a),
+                nl_cli_show_path(layer->key ? layer->key : layer->cert, &b));
 }
 
 static void print_server_side(FILE *out, const struct nl_layer *layer, const char *in)
 {
-    struct shown a, b;
+    struct nl_shown_path a, b;
     if (layer->cert != NULL)
-        fprintf(out, "%scertificate: %s (key %s)\n", in, show(layer->cert, &a),
-                show(layer->key ? layer->key : layer->cert, &b));
+        fprintf(out, "%scertificate: %s (key %s)\n", in, nl_cli_show_path(layer->cert, &a),
+                nl_cli_show_path(layer->key ? layer->key : layer->cert, &b));
     else
         fprintf(out, "%scertificate: none\n", in);
     if (layer->client_ca != NULL && layer->verify)
         fprintf(out, "%sclients:     mTLS required, trusted CA %s\n", in,
-                show(layer->client_ca, &a));
+                nl_cli_show_path(layer->client_ca, &a));
     else
         fprintf(out, "%sclients:     no client certificate asked for\n", in);
 }
@@ -157,7 +154,7 @@ void nl_cli_print_layer(FILE *out, const struct nl_layer *layer, size_t index, s
     snprintf(in, sizeof(in), "%s  ", indent);
     snprintf(sub, sizeof(sub), "%s    ", indent);
 
-    fprintf(out, "%slayer %zu (%s), line %d\n", indent, index + 1, position_name(index, n),
+    fprintf(out, "%slayer %zu (%s), line %d\n", indent, index + 1, nl_cli_layer_position(index, n),
             layer->pos.line);
     if (role == NL_ROLE_ANY) {
         fprintf(out, "%sas client:\n", in);

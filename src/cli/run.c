@@ -16,7 +16,10 @@
 
 #define LIB_NAME "libnestls.so"
 
-/* The library next to the nestls binary, as an absolute path. */
+/* libnestls.so, as an absolute path: next to the nestls binary (the build
+ * tree), else in ../lib/nestls beside the binary's directory (an install
+ * under any PREFIX, or staged under a DESTDIR), else in NESTLS_LIBDIR, the
+ * install directory the Makefile compiled in (packaging/install.mk). */
 static int find_library(char *out, size_t len)
 {
     char exe[PATH_MAX];
@@ -27,16 +30,28 @@ static int find_library(char *out, size_t len)
     char *slash = strrchr(exe, '/');
     if (slash != NULL)
         *slash = '\0';
-    if ((size_t)snprintf(out, len, "%s/%s", exe, LIB_NAME) >= len) {
-        nl_cli_error("path too long: %s/%s", exe, LIB_NAME);
-        return -1;
+    const char *const places[][2] = {
+        {exe, ""},
+        {exe, "/../lib/nestls"},
+#ifdef NESTLS_LIBDIR
+        {NESTLS_LIBDIR, ""},
+#endif
+    };
+    char tried[3 * PATH_MAX] = "";
+    for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+        char path[PATH_MAX], found[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof(path), "%s%s/%s", places[i][0], places[i][1],
+                             LIB_NAME) >= sizeof(path))
+            continue;
+        if (access(path, R_OK) == 0 && realpath(path, found) != NULL &&
+            (size_t)snprintf(out, len, "%s", found) < len)
+            return 0;
+        size_t used = strlen(tried);
+        snprintf(tried + used, sizeof(tried) - used, "%s%s", used > 0 ? ", " : "", path);
     }
-    if (access(out, R_OK) != 0) {
-        nl_cli_error("cannot use %s: %s (build it with make, next to nestls)", out,
-                     strerror(errno));
-        return -1;
-    }
-    return 0;
+    nl_cli_error("cannot find %s (tried %s): build it with make, or install it with make install",
+                 LIB_NAME, tried);
+    return -1;
 }
 
 /* True when list (space or colon separated, as ld.so reads it) holds path. */
@@ -122,37 +137,40 @@ int nl_cli_run(int argc, char **argv)
     static const struct option longopts[] = {
         {"policy", required_argument, NULL, 'p'},
         {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    static const char shortopts[] = "+:p:vqh";
+    struct nl_cli_ctx c = {"run", false};
     const char *policy = NULL;
-    int verbose = 0;
+    /* The log level -v or -q asks for; NULL leaves NESTLS_LOG as it is. */
+    const char *log_level = NULL;
 
     /* getopt wants the program name in argv[0]; "+" stops at CMD, so the
      * program's own options are never taken for ours. */
     char **args = argv - 1;
     int nargs = argc + 1;
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(nargs, args, "+p:vh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(nargs, args, shortopts, longopts, NULL)) != -1) {
         switch (opt) {
         case 'p':
             policy = optarg;
             break;
         case 'v':
-            verbose = 1;
+        case 'q':
+            /* Both would be a contradiction nobody means: say so. */
+            if (log_level != NULL && strcmp(log_level, opt == 'v' ? "debug" : "error") != 0)
+                return nl_cli_usage_fail(&c, "-v and -q cannot be used together");
+            log_level = opt == 'v' ? "debug" : "error";
             break;
         case 'h':
             nl_cli_usage(stdout);
             return NL_EXIT_OK;
         default:
-            if (optopt == 'p')
-                nl_cli_error("run: -p needs a policy FILE");
-            else
-                nl_cli_error("run: unknown option '%s'", args[optind - 1]);
-            nl_cli_usage_of("run");
-            return NL_EXIT_USAGE;
+            return nl_cli_bad_option(&c, opt, args, shortopts);
         }
     }
     if (optind >= nargs) {
@@ -188,7 +206,7 @@ int nl_cli_run(int argc, char **argv)
     }
 
     if (setenv("NESTLS_POLICY", abs_policy, 1) != 0 || set_preload(lib) != 0 ||
-        (verbose && setenv("NESTLS_LOG", "debug", 1) != 0)) {
+        (log_level != NULL && setenv("NESTLS_LOG", log_level, 1) != 0)) {
         nl_cli_error("cannot set the environment: %s", strerror(errno));
         return NL_EXIT_FAIL;
     }

@@ -4,11 +4,14 @@
 #   make certs    the demo PKI in certs/ (git-ignored)
 #   make test     unit tests + bats suites, ending "N passed, N failed"
 #   make demo     show nestls working
+#   make install  PREFIX (/usr/local), DESTDIR; make uninstall; make deb
+#                 (packaging/install.mk)
 
 CC      ?= cc
 BUILD   ?= build
 # CFLAGS is yours to override (e.g. sanitizers); NL_CFLAGS is what the
-# code needs and is always added.
+# code needs and is always added. CPPFLAGS and LDFLAGS (empty by default)
+# reach every compile and link line, as a distribution's build expects.
 CFLAGS    ?= -O2 -g
 VERSION   := 0.1.0
 NL_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
@@ -35,13 +38,13 @@ all: $(BUILD)/libnestls.so $(BUILD)/nestls
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(NL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(NL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libnestls.so: $(LIB_OBJ)
-	$(CC) -shared $(CFLAGS) $(NL_CFLAGS) -Wl,-z,defs -Wl,-z,now -o $@ $^ $(LDLIBS)
+	$(CC) -shared $(CFLAGS) $(NL_CFLAGS) $(LDFLAGS) -Wl,-z,defs -Wl,-z,now -o $@ $^ $(LDLIBS)
 
 $(BUILD)/nestls: $(CLI_OBJ)
-	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(NL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the policy code and the socket-free onion directly (no
 # preload involved).
@@ -57,7 +60,7 @@ $(BUILD)/tests/test_epoll_registry: $(BUILD)/obj/src/hooks/epoll_registry.o
 $(BUILD)/tests/test_names: src/hooks/names.c src/hooks/decide.c
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(NL_CFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(NL_CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 # Small plaintext programs the bats suites drive (they know nothing of TLS).
 $(BUILD)/tests/%: tests/helpers/%.c $(wildcard tests/helpers/*.h)
@@ -95,6 +98,9 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(DEPFILES)
+
+# make install / uninstall (PREFIX, DESTDIR) and make deb.
+include packaging/install.mk
 
 # Areas with their own targets (bench, fuzzing, sanitizers) keep them in a
 # fragment next to their code.

@@ -20,7 +20,12 @@ PACKAGES=(gcc make pkg-config libssl-dev libyaml-dev openssl
           procps iproute2 testssl.sh sslscan
           clang libclang-rt-14-dev valgrind
           postgresql postgresql-client openssh-server openssh-client util-linux
-          liburing2 libcap2-bin)
+          liburing2 libcap2-bin
+          libpython3.11-testsuite)
+# What the README quick start and the example policies use (nc), and what
+# make install / make deb and their tests need (man -l, dpkg-buildflags,
+# objdump, readelf, strip).
+PACKAGES+=(netcat-openbsd man-db dpkg-dev binutils)
 
 quiet=0
 case ${1:-} in

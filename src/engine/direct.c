@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "engine/engine.h"
 #include "engine/engine_state.h"
+#include "engine/tls_error.h"
 
 void nl_engine_program_closed(struct nl_sock *s)
 {
@@ -64,7 +65,9 @@ ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
         /* A trimmed connection had no trim scheduled: once it is busy
          * again, the engine must know to plan the next one. */
         bool was_trimmed = c->trimmed;
+        nl_err_program_begin(); /* the program's OpenSSL errors stay its own */
         taken = nl_conn_write_direct(c, buf, len, nl_now_ms());
+        nl_err_program_end();
         if (was_trimmed)
             nl_engine_wake();
         if (c->state == NL_CONN_DONE)

@@ -212,7 +212,7 @@ static int wrap_outward(struct nl_onion *o, size_t i, bool force)
         size_t n = take_records(o->l[i].wbio, buf, fragment_for(i - 1));
         if (n == 0)
             break;
-        ERR_clear_error();
+        nl_err_clear();
         int err;
         /* A memory BIO takes every write: anything but DONE is a failure. */
         if (nl_tls_result(below->ssl, SSL_write(below->ssl, buf, (int)n), &err) != NL_TLS_DONE) {
@@ -231,7 +231,7 @@ static int peel_inward(struct nl_onion *o, size_t i)
     unsigned char buf[TLS_MAX_FRAGMENT];
     struct nl_onion_layer *l = &o->l[i];
     while (!l->peer_closed && pending(o->l[i + 1].rbio) < NL_ONION_CAP) {
-        ERR_clear_error();
+        nl_err_clear();
         int r = SSL_read(l->ssl, buf, sizeof(buf)), err;
         switch (nl_tls_result(l->ssl, r, &err)) {
         case NL_TLS_DONE:
@@ -254,7 +254,7 @@ static int peel_inward(struct nl_onion *o, size_t i)
 static int advance_handshake(struct nl_onion *o, size_t i)
 {
     struct nl_onion_layer *l = &o->l[i];
-    ERR_clear_error();
+    nl_err_clear();
     int err;
     switch (nl_tls_result(l->ssl, SSL_do_handshake(l->ssl), &err)) {
     case NL_TLS_DONE:
@@ -385,7 +385,7 @@ size_t nl_onion_plain_chunk(const struct nl_onion *o)
 int nl_onion_write_plain(struct nl_onion *o, const void *buf, size_t len)
 {
     struct nl_onion_layer *in = &o->l[o->n - 1];
-    ERR_clear_error();
+    nl_err_clear();
     int err;
     if (nl_tls_result(in->ssl, SSL_write(in->ssl, buf, (int)len), &err) != NL_TLS_DONE) {
         fail_layer(o, o->n - 1, err);
@@ -403,7 +403,7 @@ static ssize_t take_plain(struct nl_onion *o, void *buf, size_t cap, bool peek)
     int r, err;
     enum nl_tls_result res;
     for (;;) {
-        ERR_clear_error();
+        nl_err_clear();
         r = peek ? SSL_peek(in->ssl, buf, len) : SSL_read(in->ssl, buf, len);
         res = nl_tls_result(in->ssl, r, &err);
         if (res == NL_TLS_DONE)
@@ -510,7 +510,7 @@ static void send_close_notify(struct nl_onion *o, size_t i)
     struct nl_onion_layer *l = &o->l[i];
     if (!l->up || l->sent_close)
         return;
-    ERR_clear_error();
+    nl_err_clear();
     SSL_shutdown(l->ssl);
     l->sent_close = true;
 }

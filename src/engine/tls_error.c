@@ -138,14 +138,14 @@ int nl_tls_describe_failure(SSL *ssl, int ssl_err, const struct nl_layer *cfg, e
 
     if (verify != X509_V_OK && (e == 0 || ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)) {
         describe_verify(ssl, verify, cfg, role, out, len);
-        ERR_clear_error();
+        nl_err_clear();
         return EACCES;
     }
     if (e != 0) {
         const char *reason = ERR_reason_error_string(e);
         int r = ERR_GET_REASON(e);
         snprintf(out, len, "%s%s", reason ? reason : "TLS failure", hint_for(r, role));
-        ERR_clear_error();
+        nl_err_clear();
         if (r == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE || r == SSL_R_CERTIFICATE_VERIFY_FAILED ||
             r == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE || r == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
             r == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED || r == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
@@ -159,4 +159,28 @@ int nl_tls_describe_failure(SSL *ssl, int ssl_err, const struct nl_layer *cfg, e
     else
         snprintf(out, len, "TLS failure (SSL error %d)", ssl_err);
     return EPROTO;
+}
+
+__thread bool nl_err_on_program_thread;
+
+void nl_err_program_begin(void)
+{
+    nl_err_on_program_thread = true;
+    ERR_set_mark();
+}
+
+void nl_err_program_end(void)
+{
+    ERR_pop_to_mark();
+    nl_err_on_program_thread = false;
+}
+
+void nl_err_clear(void)
+{
+    if (!nl_err_on_program_thread) {
+        ERR_clear_error();
+        return;
+    }
+    ERR_pop_to_mark(); /* ours only, then a new mark for what comes next */
+    ERR_set_mark();
 }

@@ -2,6 +2,7 @@
 #ifndef NESTLS_TLS_ERROR_H
 #define NESTLS_TLS_ERROR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <openssl/ssl.h>
 
@@ -29,5 +30,15 @@ int nl_tls_describe_failure(SSL *ssl, int ssl_err, const struct nl_layer *cfg, e
  * "client-cert" when the layer requires one, else "-". */
 void nl_tls_verified(SSL *ssl, const struct nl_layer *cfg, enum nl_role role, char *out,
                      size_t len);
+
+/* OpenSSL's error queue is per thread, and a program that uses OpenSSL
+ * itself keeps its own errors there. The engine thread's queue is nestls's
+ * alone; but a direct write runs the onion on the program's thread, so
+ * there nestls only ever removes what it added: nl_err_program_begin sets
+ * a mark, nl_err_clear clears down to it, nl_err_program_end pops it. */
+extern __thread bool nl_err_on_program_thread;
+void nl_err_program_begin(void);
+void nl_err_program_end(void);
+void nl_err_clear(void);
 
 #endif

@@ -61,7 +61,7 @@ one_layer_with() {
     start_s_server tls "$PORT" unknown-server -www
     client_policy client.yaml "$PORT" outer
     capture_start "$PORT"
-    expect_refused EACCES 1 'certificate verify failed: unable to get local issuer certificate'
+    expect_refused EACCES 1 "certificate verify failed: unable to get local issuer certificate \\(the server's certificate is not from a CA in this layer's 'ca'\\)"
     capture_stop 2
     assert_not_on_wire "$MARKER"
 }
@@ -88,7 +88,7 @@ one_layer_with() {
     start_s_server tls "$PORT" outer-server -www -tls1_2
     one_layer_with "min_version: TLSv1.3"
     capture_start "$PORT"
-    expect_refused EPROTO 1 'tlsv1 alert protocol version'
+    expect_refused EPROTO 1 'tlsv1 alert protocol version \(no TLS version both sides allow: see min_version and max_version\)'
     capture_stop 2
     assert_not_on_wire "$MARKER"
 }
@@ -97,7 +97,7 @@ one_layer_with() {
     start_s_server tls "$PORT" outer-server -www -tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305
     one_layer_with "max_version: TLSv1.2" "ciphers: ECDHE-ECDSA-AES256-GCM-SHA384"
     capture_start "$PORT"
-    expect_refused EPROTO 1 'sslv3 alert handshake failure'
+    expect_refused EPROTO 1 'sslv3 alert handshake failure \(often no cipher, group or TLS version both sides allow\)'
     capture_stop 2
     assert_not_on_wire "$MARKER"
 }
@@ -116,7 +116,7 @@ EOF
     wait_for_port "$PORT"
     client_policy client.yaml "$PORT" outer inner
     capture_start "$PORT"
-    expect_refused EACCES 2 'certificate verify failed: unable to get local issuer certificate'
+    expect_refused EACCES 2 "certificate verify failed: unable to get local issuer certificate \\(the server's certificate is not from a CA in this layer's 'ca'\\)"
     capture_stop 2
     assert_not_on_wire "$MARKER"
 }
@@ -212,7 +212,7 @@ EOF
     run bash -c "echo '$MARKER' | timeout 20 openssl s_client -connect 127.0.0.1:$PORT \
         -CAfile '$CERTS/outer-ca.pem' -quiet"
     wait_for_match sink.err \
-        "^nestls\[$server_pid\] warn: rule 'server': server $IP4:$PORT <- $ADDR layer 1: peer did not return a certificate$"
+        "^nestls\[$server_pid\] info: rule 'server': server $IP4:$PORT <- $ADDR layer 1: peer did not return a certificate \\(this layer's 'client_ca' requires a client certificate\\)$"
     # Whatever the program saw of the connection, it received nothing.
     if [[ -e sink/accepted.log ]]; then
         wait_for_file sink/conn-1.done
@@ -237,7 +237,7 @@ EOF
         # refused connection off as a finished one.
         [[ $status -eq 4 ]] || fail "$mode: exit $status, expected 4 (I/O error): $stderr"
         assert_log "$stderr" '^tcpclient: (write: EPIPE|read: ECONNRESET) \('
-        assert_log "$stderr" "^nestls\[$pid\] error: rule 'client': client $ADDR -> $IP4:$PORT layer 1: tlsv13 alert certificate required$"
+        assert_log "$stderr" "^nestls\[$pid\] error: rule 'client': client $ADDR -> $IP4:$PORT layer 1: tlsv13 alert certificate required \\(the server wants a client certificate: set 'cert' and 'key' in this layer\\)$"
         assert_output ''
     done
 }
@@ -264,7 +264,7 @@ EOF
         -cipher ECDHE-ECDSA-CHACHA20-POLY1305 -CAfile '$CERTS/outer-ca.pem' -quiet"
     assert_failure
     wait_for_match sink.err \
-        "^nestls\[$server_pid\] warn: rule 'server': server $IP4:$PORT <- $ADDR layer 1: no shared cipher$"
+        "^nestls\[$server_pid\] info: rule 'server': server $IP4:$PORT <- $ADDR layer 1: no shared cipher \\(see ciphers, ciphersuites and groups of this layer\\)$"
     if [[ -e sink/accepted.log ]]; then
         wait_for_file sink/conn-1.done
         run cat sink/conn-1.done

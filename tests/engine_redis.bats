@@ -30,7 +30,7 @@ setup() {
     assert_output "$value"
     # the server saw the client's outer certificate and none on the inner layer
     wait_for_match redis.err \
-        "^nestls\[$SERVER_PID\] info: rule 'server': server $IP4:$PORT <- $ADDR up in [0-9.]+ ms: layer 1 $(layer_re nestls-client-outer); layer 2 TLSv1\.3 TLS_[A-Z0-9_]+ peer \"-\" alpn -$"
+        "^nestls\[$SERVER_PID\] info: rule 'server': server $IP4:$PORT <- $ADDR up in [0-9.]+ ms: layer 1 $(layer_re nestls-client-outer); layer 2 TLSv1\.3 TLS_[A-Z0-9_]+ sni [^ ]+ peer \"-\" verified - alpn -$"
 }
 
 @test "redis-benchmark SET and GET (200 requests, 50 parallel clients) complete through two layers" {
@@ -51,7 +51,7 @@ setup() {
     refute_output OK
     # the server refused the outer layer for want of a certificate
     wait_for_match redis.err \
-        "^nestls\[$SERVER_PID\] warn: rule 'server': server $IP4:$PORT <- $ADDR layer 1: peer did not return a certificate$"
+        "^nestls\[$SERVER_PID\] info: rule 'server': server $IP4:$PORT <- $ADDR layer 1: peer did not return a certificate \\(this layer's 'client_ca' requires a client certificate\\)$"
     # and the key was never set
     client_policy client.yaml "$PORT" outer-mtls inner
     run --separate-stderr nestls_run "$POLICY" redis-cli -h 127.0.0.1 -p "$PORT" EXISTS nestls:key

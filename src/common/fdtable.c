@@ -65,10 +65,34 @@ struct nl_sock *nl_sock_new(int family)
     return s;
 }
 
+/* getsockname/getpeername/getsockopt on the socket itself: the real
+ * system calls (this file is also linked into the CLI, without the hooks). */
+void nl_sock_facts_of(int tcp_fd, struct nl_sock *s)
+{
+    s->local_len = sizeof(s->local);
+    if (syscall(SYS_getsockname, tcp_fd, &s->local, &s->local_len) != 0)
+        s->local_len = 0;
+    s->peer_len = sizeof(s->peer);
+    if (syscall(SYS_getpeername, tcp_fd, &s->peer, &s->peer_len) != 0)
+        s->peer_len = 0;
+    if (s->local_len > 0)
+        s->family = s->local.ss_family;
+    socklen_t len = sizeof(s->protocol);
+    if (syscall(SYS_getsockopt, tcp_fd, SOL_SOCKET, SO_PROTOCOL, &s->protocol, &len) != 0)
+        s->protocol = IPPROTO_TCP;
+}
+
+static void unguard_locked(int fd);
+
 static void sock_put_locked(struct nl_sock *s)
 {
-    if (s != NULL && --s->refs == 0)
-        free(s);
+    if (s == NULL || --s->refs != 0)
+        return;
+    if (s->owns_tcp_fd && s->tcp_fd >= 0) {
+        unguard_locked(s->tcp_fd);
+        syscall(SYS_close, s->tcp_fd);
+    }
+    free(s);
 }
 
 void nl_sock_put(struct nl_sock *s)
@@ -172,6 +196,29 @@ void nl_wrapped_remove_range(unsigned first, unsigned last)
     nl_mutex_unlock(&table_lock);
 }
 
+void nl_wrapped_close_listeners(void)
+{
+    if (!nl_wrapped_any())
+        return;
+    nl_mutex_lock(&table_lock);
+    for (size_t fd = 0; fd < wrapped_cap; fd++) {
+        if (wrapped[fd] != NULL && wrapped[fd]->listener) {
+            unset_locked(fd);
+            syscall(SYS_close, (int)fd);
+        }
+    }
+    nl_mutex_unlock(&table_lock);
+}
+
+void nl_wrapped_release_all(void)
+{
+    nl_mutex_lock(&table_lock);
+    for (size_t fd = 0; fd < wrapped_cap; fd++)
+        if (wrapped[fd] != NULL)
+            unset_locked(fd);
+    nl_mutex_unlock(&table_lock);
+}
+
 void nl_wrapped_dup(int oldfd, int newfd)
 {
     struct nl_sock *s = nl_wrapped_get(oldfd);
@@ -195,15 +242,20 @@ void nl_guard_add(int fd)
     nl_mutex_unlock(&table_lock);
 }
 
+static void unguard_locked(int fd)
+{
+    if ((size_t)fd < guarded_cap && guarded[fd]) {
+        guarded[fd] = 0;
+        atomic_fetch_sub(&guarded_count, 1);
+    }
+}
+
 void nl_guard_remove(int fd)
 {
     if (fd < 0)
         return;
     nl_mutex_lock(&table_lock);
-    if ((size_t)fd < guarded_cap && guarded[fd]) {
-        guarded[fd] = 0;
-        atomic_fetch_sub(&guarded_count, 1);
-    }
+    unguard_locked(fd);
     nl_mutex_unlock(&table_lock);
 }
 

@@ -26,12 +26,20 @@ struct nl_sock {
     int failure;                     /* the failure, kept for a repeated connect() */
     bool established;                /* every layer is up */
     bool shut_wr;                    /* the program called shutdown(SHUT_WR) (atomic) */
+    bool owns_tcp_fd;                /* tcp_fd is this sock's own guarded copy
+                                        (a connection another process's engine
+                                        serves: hooks/accept.c); closed with it */
+    bool listener;                   /* a listening descriptor the engine serves
+                                        (hooks/listen.c); tcp_fd is the TCP
+                                        listener while this process has it */
     void *engine_conn;               /* the engine's connection, or NULL */
     dev_t dev;                       /* identity of the program's end */
     ino_t ino;
 };
 
 struct nl_sock *nl_sock_new(int family);
+/* Fill local, peer, family and protocol from a TCP socket. */
+void nl_sock_facts_of(int tcp_fd, struct nl_sock *s);
 void nl_sock_put(struct nl_sock *s);
 
 /* Wrapped program descriptors. get() returns a new reference or NULL; it
@@ -43,6 +51,13 @@ void nl_wrapped_remove(int fd);
  * the number space. */
 void nl_wrapped_remove_range(unsigned first, unsigned last);
 void nl_wrapped_dup(int oldfd, int newfd);
+/* Process exit: close this process's copies of every listening
+ * descriptor the engine serves (hooks/listen.c), so that a hang-up on the
+ * engine's end tells whether another process still holds one. */
+void nl_wrapped_close_listeners(void);
+/* A relay: it has no program, so it forgets every wrapped descriptor (and
+ * closes the TCP copies some of them own). */
+void nl_wrapped_release_all(void);
 bool nl_wrapped_any(void);
 /* False when fd is surely not wrapped; takes no lock (async-signal-safe). */
 bool nl_wrapped_maybe(int fd);

@@ -59,7 +59,10 @@ static void bind_all(void)
     BIND(connect);
     BIND(accept);
     BIND(accept4);
+    BIND(listen);
     BIND(close);
+    BIND(fcntl);
+    BIND_OPTIONAL(fcntl64);
     BIND(dup2);
     BIND(dup3);
     BIND_OPTIONAL(close_range); /* glibc >= 2.34 */

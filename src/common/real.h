@@ -17,7 +17,10 @@ struct nl_real {
     int (*connect)(int, const struct sockaddr *, socklen_t);
     int (*accept)(int, struct sockaddr *, socklen_t *);
     int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    int (*listen)(int, int);
     int (*close)(int);
+    int (*fcntl)(int, int, ...);
+    int (*fcntl64)(int, int, ...); /* glibc 2.28 and later; else NULL */
     int (*dup2)(int, int);
     int (*dup3)(int, int, int);
     int (*close_range)(unsigned, unsigned, int);

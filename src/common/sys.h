@@ -22,6 +22,14 @@ static inline int nl_sys_close(int fd)
     return (int)syscall(SYS_close, fd);
 }
 
+/* fcntl(F_DUPFD[_CLOEXEC]) without the fcntl hook (which would record a
+ * copy of a wrapped descriptor as the program's). */
+static inline int nl_sys_dupfd(int fd, int lowest, int cloexec)
+{
+    return (int)syscall(SYS_fcntl, fd, cloexec ? 1030 /* F_DUPFD_CLOEXEC */ : 0 /* F_DUPFD */,
+                        lowest);
+}
+
 /* The whole process, now: no atexit handlers, no engine drain. */
 __attribute__((noreturn)) static inline void nl_sys_exit(int status)
 {

@@ -55,6 +55,7 @@ struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_
     c->prog_sndbuf = spec->prog_sndbuf;
     c->sock = spec->sock;
     c->waiter = spec->waiter;
+    c->listener = spec->listener;
     c->state = spec->tcp_connecting ? NL_CONN_TCP_CONNECTING : NL_CONN_HANDSHAKING;
     c->started_us = nl_now_us();
     c->deadline_ms = nl_now_ms() + handshake_timeout_ms;
@@ -243,8 +244,12 @@ static void fail(struct nl_conn *c, int err, const char *fmt, ...)
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     bool established = c->state >= NL_CONN_OPEN;
-    if (!established && c->role == NL_ROLE_SERVER)
-        nl_warn("%s %s", c->desc, what);
+    /* A client failing our server's handshake (a scanner, a plaintext
+     * request, a client trusting another CA), or gone before the program
+     * accepted it, is the client's business: the program never hears of
+     * it, and a healthy server stays quiet. */
+    if ((!established || c->listener != NULL) && c->role == NL_ROLE_SERVER)
+        nl_info("%s %s", c->desc, what);
     else
         nl_error("%s %s", c->desc, what);
     if (established)
@@ -283,12 +288,25 @@ static void established(struct nl_conn *c)
     if (c->sock)
         c->sock->established = true;
     nl_sock_unlock();
-    release_program_end(c);
+    if (c->listener == NULL) /* else the hand-over drops our copy (listener.c) */
+        release_program_end(c);
     char layers[1600];
     nl_onion_describe(&c->onion, layers, sizeof(layers));
     double ms = (double)(nl_now_us() - c->started_us) / 1e3;
     nl_info("%s up in %.1f ms: %s", c->desc, ms, layers);
     notify_waiter(c, 0);
+}
+
+void nl_conn_handed_over(struct nl_conn *c)
+{
+    drop_prog_hold(c, false);
+}
+
+void nl_conn_end_unclaimed(struct nl_conn *c)
+{
+    if (c->state < NL_CONN_OPEN)
+        notify_waiter(c, ECONNABORTED);
+    finish(c, "its listener closed");
 }
 
 static int read_tcp(struct nl_conn *c)
@@ -491,8 +509,9 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
              * no layer can produce another byte from what it holds. */
             if (!c->app_gone && c->app_blocked)
                 return 0;
-            nl_warn("%s layer %zu: connection cut without close_notify", c->desc,
-                    c->onion.n);
+            /* not accepted yet (engine/listener.c): the program never knew it */
+            nl_log(c->listener ? NL_LOG_INFO : NL_LOG_WARN,
+                   "%s layer %zu: connection cut without close_notify", c->desc, c->onion.n);
             log_closed(c, "truncated");
             reset_program(c);
             finish(c, "truncated");

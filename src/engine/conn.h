@@ -44,6 +44,7 @@ struct nl_conn_end {
     uint32_t last_events;  /* interest epoll has */
     bool registered;
     bool retired;          /* done with: the loop unregisters, then closes it */
+    struct nl_listener *listener; /* conn == NULL: a listener's end (listener.c) */
 };
 
 struct nl_conn {
@@ -55,6 +56,7 @@ struct nl_conn {
     struct nl_conn_end tcp, app;
     int prog_fd;            /* program's descriptor number, for resets */
     int prog_hold;          /* our copy of the program's end during the handshake, or -1 */
+    struct nl_listener *listener; /* server: accepted by the engine, not handed over yet */
     size_t filler;          /* bytes queued to make the program's end unwritable */
     int prog_sndbuf;        /* its send buffer size to restore, or 0 */
     unsigned handshake_timeout_ms;
@@ -141,6 +143,13 @@ bool nl_conn_stranded(const struct nl_conn *c);
 
 /* See nl_engine_program_closed (engine lock held). */
 void nl_conn_program_closed(struct nl_conn *c);
+
+/* A connection the engine accepted (engine/listener.c): its layers are up
+ * and the program's end went down the hand-over queue, so drop our copy
+ * (from now on the program's close is an EOF, as for any connection). */
+void nl_conn_handed_over(struct nl_conn *c);
+/* ... or its listener closed before it could be handed over: end it. */
+void nl_conn_end_unclaimed(struct nl_conn *c);
 
 /* Process exit: finish once what the program already wrote is sent. */
 void nl_conn_begin_exit(struct nl_conn *c, uint64_t deadline_ms);

@@ -23,6 +23,7 @@
 #include "common/util.h"
 #include "engine/conn.h"
 #include "engine/engine_state.h"
+#include "engine/listener.h"
 #include "engine/sessions.h"
 
 const struct nl_policy *nl_policy;
@@ -101,6 +102,8 @@ void nl_engine_unregister(struct nl_conn_end *e)
 
 void nl_engine_settle(struct nl_conn *c)
 {
+    if (c->listener)
+        nl_listener_settle(c);
     if (c->state == NL_CONN_DONE) {
         nl_engine_unregister(&c->tcp);
         nl_engine_unregister(&c->app);
@@ -131,6 +134,9 @@ static int next_timeout_ms(uint64_t now)
         if (trim && (next == 0 || trim < next))
             next = trim;
     }
+    uint64_t paused = nl_listeners_due();
+    if (paused && (next == 0 || paused < next))
+        next = paused;
     if (next == 0)
         return -1;
     return next <= now ? 0 : (int)(next - now);
@@ -160,9 +166,14 @@ void *nl_engine_main(void *arg)
                 continue;
             }
             struct nl_conn_end *e = evs[i].data.ptr;
+            if (e->conn == NULL) {
+                nl_listener_event(e, evs[i].events, now);
+                continue;
+            }
             if (e->conn->state != NL_CONN_DONE)
                 nl_conn_run(e->conn, e, evs[i].events, now);
         }
+        nl_listeners_run_due(now);
         bool run_all = nl_engine.run_all;
         nl_engine.run_all = false;
         for (struct nl_conn *c = nl_engine.conns, *next; c; c = next) {
@@ -173,14 +184,15 @@ void *nl_engine_main(void *arg)
             nl_conn_trim_if_idle(c, now);
             nl_engine_settle(c);
         }
-        if (nl_engine.relay_mode && nl_engine.n_conns == 0)
+        nl_listeners_reap();
+        if (nl_engine.relay_mode && nl_engine.n_conns == 0 && nl_engine.listeners == NULL)
             break;
     }
     nl_mutex_unlock(&nl_engine.lock);
     return NULL;
 }
 
-static int start_engine(void)
+int nl_engine_start_locked(void)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
@@ -216,24 +228,11 @@ static int start_engine(void)
     return 0;
 }
 
-int nl_engine_submit(const struct nl_conn_spec *spec)
+int nl_engine_add_locked(const struct nl_conn_spec *spec)
 {
-    nl_engine_init_once();
-    nl_mutex_lock(&nl_engine.lock);
-    if (!nl_engine.running && start_engine() != 0) {
-        int saved = errno;
-        nl_mutex_unlock(&nl_engine.lock);
-        nl_error("cannot start the engine: %s", strerror(saved));
-        errno = saved;
-        return -1;
-    }
     struct nl_conn *c = nl_conn_new(spec, nl_policy->settings.handshake_timeout_ms);
-    if (c == NULL) {
-        int saved = errno;
-        nl_mutex_unlock(&nl_engine.lock);
-        errno = saved;
+    if (c == NULL)
         return -1;
-    }
     nl_sock_lock();
     if (c->sock)
         c->sock->engine_conn = c;
@@ -249,8 +248,25 @@ int nl_engine_submit(const struct nl_conn_spec *spec)
     c->app.events = 0;
     nl_engine_set_interest(&c->tcp);
     nl_engine_set_interest(&c->app);
-    nl_mutex_unlock(&nl_engine.lock);
     return 0;
+}
+
+int nl_engine_submit(const struct nl_conn_spec *spec)
+{
+    nl_engine_init_once();
+    nl_mutex_lock(&nl_engine.lock);
+    if (!nl_engine.running && nl_engine_start_locked() != 0) {
+        int saved = errno;
+        nl_mutex_unlock(&nl_engine.lock);
+        nl_error("cannot start the engine: %s", strerror(saved));
+        errno = saved;
+        return -1;
+    }
+    int r = nl_engine_add_locked(spec);
+    int saved = errno;
+    nl_mutex_unlock(&nl_engine.lock);
+    errno = saved;
+    return r;
 }
 
 void nl_waiter_init(struct nl_waiter *w)

@@ -10,6 +10,8 @@
 #include "common/fdtable.h"
 #include "policy/policy.h"
 
+struct nl_listener; /* engine/listener.c */
+
 /* A blocking connect() waits on this until every layer is up or failed. */
 struct nl_waiter {
     pthread_mutex_t lock;
@@ -32,6 +34,7 @@ struct nl_conn_spec {
     const char *peer_name; /* resolved host name, or NULL */
     const struct sockaddr *local, *peer;
     struct nl_waiter *waiter; /* NULL: do not report back */
+    struct nl_listener *listener; /* server: hand over through it once up */
 };
 
 /* Hand a connection to the engine (starting it if needed). On failure the

@@ -26,6 +26,7 @@ struct nl_engine_state {
     unsigned epoch;  /* bumped when connections are freed outside the loop */
     bool frozen;     /* exec hand-off: the relay owns the sockets; touch nothing */
     bool relay_mode; /* this process is a relay: stop when idle */
+    struct nl_listener *listeners; /* engine/listener.c */
 };
 
 extern struct nl_engine_state nl_engine;
@@ -38,6 +39,14 @@ void nl_engine_set_interest(struct nl_conn_end *e);
 void nl_engine_unregister(struct nl_conn_end *e);
 /* After running a connection: update its epoll interest or reap it. */
 void nl_engine_settle(struct nl_conn *c);
+/* Start the engine thread (lock held, not running yet); -1 with errno. */
+int nl_engine_start_locked(void);
+/* Add a connection from inside the engine (lock held, engine running). */
+int nl_engine_add_locked(const struct nl_conn_spec *spec);
+/* Move an engine descriptor to a higher number (lifecycle.c): one side of
+ * a connection or listener (re-registered in epoll), or a plain one. */
+int nl_engine_move_end(struct nl_conn_end *e);
+int nl_move_guarded(int *fd);
 /* The loop itself: returns only in a relay whose last connection ended. */
 void *nl_engine_main(void *arg);
 

@@ -15,9 +15,32 @@
 #include "common/util.h"
 #include "engine/engine.h"
 #include "engine/engine_state.h"
+#include "engine/listener.h"
 #include "engine/sessions.h"
 
 static bool relay_forking; /* fork() for the relay: the child keeps everything */
+static bool listeners_handed; /* the relay forked before exec serves our listeners */
+
+static bool hand_off_locked(bool keep_listeners, bool at_exec);
+
+/* Exit (lock held): does another process still hold a listening
+ * descriptor this engine serves? (A server that daemonizes after listen:
+ * the parent exits, the child accepts; or prefork workers outliving their
+ * parent.) Then a relay takes over the listeners and every connection, and
+ * this process forgets them; true. Otherwise false: nobody will accept
+ * again, and the caller closes the listeners. */
+static bool listeners_outlive_us(void)
+{
+    nl_wrapped_close_listeners(); /* the table lock comes after the engine's */
+    if (!nl_listeners_held_elsewhere())
+        return false;
+    if (!hand_off_locked(true, false))
+        return false;
+    nl_info("exit: a relay process goes on serving the listener(s) other processes still hold");
+    listeners_handed = true;
+    nl_engine_exec_failed(); /* forget them here, and the connections; unlocks */
+    return true;
+}
 
 void nl_engine_drain_at_exit(void)
 {
@@ -25,6 +48,11 @@ void nl_engine_drain_at_exit(void)
         return;
     nl_engine_init_once();
     nl_mutex_lock(&nl_engine.lock);
+    if (nl_engine.listeners != NULL && listeners_outlive_us())
+        return; /* a relay serves them, and every connection, from now on */
+    /* No new connections: the ones accepted and not handed over end now
+     * (no program will take them), those handed over are drained. */
+    nl_listeners_close_all();
     uint64_t deadline = nl_now_ms() + nl_policy->settings.linger_ms;
     for (struct nl_conn *c = nl_engine.conns; c; c = c->next)
         nl_conn_begin_exit(c, deadline);
@@ -54,6 +82,8 @@ void nl_engine_drain_at_exit(void)
 void nl_engine_fork_prepare(void)
 {
     pthread_mutex_lock(&nl_engine.lock);
+    if (!relay_forking) /* the child may go on using the listeners */
+        nl_listeners_mark_shared();
 }
 
 void nl_engine_fork_parent(void)
@@ -72,6 +102,7 @@ void nl_engine_fork_child(void)
             c->waiter = NULL;
         return;
     }
+    nl_listeners_fork_child();
     for (struct nl_conn *c = nl_engine.conns, *next; c; c = next) {
         next = c->next;
         c->waiter = NULL;
@@ -95,7 +126,7 @@ void nl_engine_fork_child(void)
     nl_engine.run_all = false;
 }
 
-static int move_end(struct nl_conn_end *e)
+int nl_engine_move_end(struct nl_conn_end *e)
 {
     int moved = fcntl(e->fd, F_DUPFD_CLOEXEC, e->fd + 1);
     if (moved < 0)
@@ -106,7 +137,7 @@ static int move_end(struct nl_conn_end *e)
         nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_DEL, e->fd, NULL);
         nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, moved, &ev);
     }
-    if (e == &e->conn->tcp) {
+    if (e->conn != NULL && e == &e->conn->tcp) {
         nl_sock_lock();
         if (e->conn->sock)
             e->conn->sock->tcp_fd = moved;
@@ -118,7 +149,7 @@ static int move_end(struct nl_conn_end *e)
     return 0;
 }
 
-static int move_plain(int *fd)
+int nl_move_guarded(int *fd)
 {
     int moved = fcntl(*fd, F_DUPFD_CLOEXEC, *fd + 1);
     if (moved < 0)
@@ -139,21 +170,23 @@ int nl_engine_relocate_fd(int fd)
     if (fd == nl_engine.wakefd) {
         /* epoll holds the file, not the number: re-register the new one. */
         nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_DEL, fd, NULL);
-        r = move_plain(&nl_engine.wakefd);
+        r = nl_move_guarded(&nl_engine.wakefd);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &nl_engine_wake_marker};
         nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, nl_engine.wakefd, &ev);
     } else if (fd == nl_engine.epfd) {
-        r = move_plain(&nl_engine.epfd); /* a thread inside epoll_wait keeps the file */
+        r = nl_move_guarded(&nl_engine.epfd); /* a thread inside epoll_wait keeps the file */
         nl_engine_wake();
     } else {
         for (struct nl_conn *c = nl_engine.conns; c && r != 0; c = c->next) {
             if (c->tcp.fd == fd)
-                r = move_end(&c->tcp);
+                r = nl_engine_move_end(&c->tcp);
             else if (c->app.fd == fd)
-                r = move_end(&c->app);
+                r = nl_engine_move_end(&c->app);
             else if (c->prog_hold == fd)
-                r = move_plain(&c->prog_hold);
+                r = nl_move_guarded(&c->prog_hold);
         }
+        if (r != 0)
+            r = nl_listeners_relocate_fd(fd);
     }
     nl_mutex_unlock(&nl_engine.lock);
     return r;
@@ -166,13 +199,16 @@ int nl_engine_relocate_fd(int fd)
  * holds no copy of the program's ends), rebuilds its own epoll set and runs
  * the loop until the last connection ends. The parent forgets the
  * connections without closing them on the wire, then execs. */
-static void relay_main(void)
+static void relay_main(bool keep_listeners, bool at_exec)
 {
     /* Everything but engine descriptors: the program's ends live on in
      * the exec'd image only, so EOF still means "the program closed". */
     if (nl_log_fd() <= 2)
         nl_log_keep_for_relay();
     nl_close_all_but_guarded();
+    nl_wrapped_release_all();
+    if (!keep_listeners) /* exec: the new image cannot take connections from it */
+        nl_listeners_forget_for_relay();
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
         nl_real._exit(1);
@@ -188,7 +224,9 @@ static void relay_main(void)
         nl_engine_set_interest(&c->tcp);
         nl_engine_set_interest(&c->app);
     }
-    nl_info("relay: serving %zu connection(s) across exec", nl_engine.n_conns);
+    nl_listeners_register_again();
+    nl_info("relay: serving %zu connection(s)%s %s", nl_engine.n_conns,
+            nl_engine.listeners ? " and listener(s)" : "", at_exec ? "across exec" : "after exit");
     nl_engine.running = true;
     nl_engine.frozen = false; /* the parent's freeze was copied by fork */
     nl_engine.relay_mode = true;
@@ -207,10 +245,26 @@ bool nl_engine_handoff_before_exec(void)
     if (!nl_engine.running)
         return false;
     nl_mutex_lock(&nl_engine.lock);
-    if (nl_engine.n_conns == 0) {
+    /* Listeners a forked child may still accept on (prefork workers) go
+     * to the relay too; the others end with this image (the new one could
+     * not take connections from them). */
+    bool keep_listeners = nl_listeners_shared();
+    if (nl_engine.n_conns == 0 && !keep_listeners) {
         nl_mutex_unlock(&nl_engine.lock);
         return false;
     }
+    if (!hand_off_locked(keep_listeners, true)) {
+        nl_mutex_unlock(&nl_engine.lock);
+        return false;
+    }
+    listeners_handed = keep_listeners;
+    return true;
+}
+
+/* Fork the relay (lock held, and held again on return). False when fork
+ * failed: nothing changed. */
+static bool hand_off_locked(bool keep_listeners, bool at_exec)
+{
     relay_forking = true;
     /* From here the relay child owns the sockets: this process's engine
      * must not read a byte more, even in the moment the lock is free. */
@@ -220,16 +274,15 @@ bool nl_engine_handoff_before_exec(void)
     pid_t pid = fork();
     if (pid == 0) {
         nl_mutex_lock(&nl_engine.lock);
-        relay_main();
+        relay_main(keep_listeners, at_exec);
     }
     nl_mutex_lock(&nl_engine.lock);
     relay_forking = false;
     if (pid < 0) {
-        nl_warn("exec: cannot start a relay (%s); wrapped connections end at exec",
-                strerror(errno));
+        nl_warn("%s: cannot start a relay (%s); wrapped connections end here",
+                at_exec ? "exec" : "exit", strerror(errno));
         nl_engine.frozen = false;
         pthread_cond_broadcast(&nl_engine.changed);
-        nl_mutex_unlock(&nl_engine.lock);
         return false;
     }
     return true;
@@ -240,6 +293,9 @@ bool nl_engine_handoff_before_exec(void)
  * drop the events it may hold for them. */
 void nl_engine_exec_failed(void)
 {
+    if (listeners_handed) /* the relay serves them now */
+        nl_listeners_forget_handed_off();
+    listeners_handed = false;
     for (struct nl_conn *c = nl_engine.conns, *next; c; c = next) {
         next = c->next;
         nl_engine_unregister(&c->tcp);

@@ -16,12 +16,13 @@
 #include <unistd.h>
 
 #include "common/real.h"
+#include "common/sys.h"
 
 static int copy_of_program_end(int prog_fd, const struct nl_sock *sock)
 {
     if (prog_fd < 0 || sock == NULL)
         return -1;
-    int fd = fcntl(prog_fd, F_DUPFD_CLOEXEC, 3);
+    int fd = nl_sys_dupfd(prog_fd, 3, 1);
     if (fd < 0)
         return -1;
     struct stat st;

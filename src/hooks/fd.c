@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "common/locking.h"
 #include "common/real.h"
 #include "engine/engine.h"
+#include "engine/listener.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
@@ -54,11 +56,18 @@ static int nl_close(int fd)
         nl_sock_unlock();
         if (!up) /* maybe a connect given up: see nl_engine_program_closed */
             nl_engine_program_closed(s);
-        nl_sock_put(s);
     }
     nl_wrapped_remove(fd);
     nl_epoll_forget_fd(fd);
-    return nl_real.close(fd);
+    int r = nl_real.close(fd);
+    if (s != NULL) {
+        int e = errno;
+        if (s->listener) /* the last copy? then the port is free now */
+            nl_engine_listener_closed(s);
+        nl_sock_put(s);
+        errno = e;
+    }
+    return r;
 }
 
 static int nl_dup3(int oldfd, int newfd, int flags, bool is_dup2)
@@ -77,10 +86,13 @@ static int nl_dup3(int oldfd, int newfd, int flags, bool is_dup2)
         errno = EBADF;
         return -1;
     }
+    bool over_wrapped = nl_wrapped_maybe(newfd);
     int r = is_dup2 ? nl_real.dup2(oldfd, newfd) : nl_real.dup3(oldfd, newfd, flags);
     if (r >= 0 && oldfd != newfd) {
         nl_epoll_forget_fd(newfd);
         nl_wrapped_dup(oldfd, newfd);
+        if (over_wrapped) /* maybe the last copy of a listener: free its port now */
+            nl_engine_listeners_check();
     }
     return r;
 }
@@ -117,9 +129,12 @@ static int nl_close_range(unsigned first, unsigned last, int flags)
                 return -1;
         }
         if (guard < 0 || (unsigned)guard >= last)
-            return 0;
+            break;
         from = (unsigned)guard + 1;
     }
+    if (!(flags & CLOSE_RANGE_CLOEXEC)) /* a listener's last copy among them? */
+        nl_engine_listeners_check();
+    return 0;
 }
 
 NL_EXPORT int close(int fd)
@@ -132,21 +147,58 @@ NL_EXPORT int close(int fd)
 NL_EXPORT int dup(int oldfd)
 {
     if (!nl_started())
-        return fcntl(oldfd, F_DUPFD, 0);
+        return nl_real.fcntl(oldfd, F_DUPFD, 0);
     if (nl_lock_held_here())
-        return fcntl(oldfd, F_DUPFD, 0);
+        return nl_real.fcntl(oldfd, F_DUPFD, 0);
     /* dup forgets no registration: only the wrapped table may change. */
     bool guarded = nl_guard_has(oldfd);
     if ((!guarded && !nl_wrapped_any()) || nl_in_vfork_child())
-        return fcntl(oldfd, F_DUPFD, 0);
+        return nl_real.fcntl(oldfd, F_DUPFD, 0);
     if (guarded) {
         errno = EBADF;
         return -1;
     }
-    int r = fcntl(oldfd, F_DUPFD, 0);
+    int r = nl_real.fcntl(oldfd, F_DUPFD, 0);
     if (r >= 0)
         nl_wrapped_dup(oldfd, r);
     return r;
+}
+
+/* fcntl(F_DUPFD / F_DUPFD_CLOEXEC) is dup by another name (Rust's
+ * try_clone, for one): the copy of a wrapped descriptor is wrapped too.
+ * Every other command goes to libc untouched; glibc itself reads the
+ * third argument as a pointer whatever the command. */
+static int nl_fcntl(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+    if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
+        return real(fd, cmd, arg);
+    int r = real(fd, cmd, arg);
+    if (r >= 0 && nl_started() && nl_wrapped_maybe(fd) && !nl_lock_held_here() &&
+        !nl_in_vfork_child())
+        nl_wrapped_dup(fd, r);
+    return r;
+}
+
+NL_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (nl_real.fcntl == NULL) /* before start-up bound it */
+        return (int)syscall(SYS_fcntl, fd, cmd, arg);
+    return nl_fcntl(nl_real.fcntl, fd, cmd, arg);
+}
+
+NL_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (nl_real.fcntl64 == NULL)
+        return fcntl(fd, cmd, arg);
+    return nl_fcntl(nl_real.fcntl64, fd, cmd, arg);
 }
 
 NL_EXPORT int dup2(int oldfd, int newfd)

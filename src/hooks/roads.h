@@ -21,6 +21,9 @@ ssize_t nl_broken_pipe(int flags);
 
 /* accept.c: accept4() as the hook does it. */
 int nl_accept_road(int listener, struct sockaddr *addr, socklen_t *addrlen, int flags);
+/* listen: a listener a server rule may wrap or deny is taken over
+ * (hooks/listen.c). */
+int nl_listen_road(int fd, int backlog);
 
 /* send_addressed.c */
 ssize_t nl_sendto_road(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,

@@ -19,6 +19,7 @@
 #include "common/locking.h"
 #include "common/real.h"
 #include "engine/engine.h"
+#include "engine/listener.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
@@ -29,6 +30,19 @@ static int nl_shutdown(int fd, int how)
     if (nl_lock_held_here() || !nl_wrapped_maybe(fd) || nl_in_vfork_child())
         return nl_real.shutdown(fd, how);
     struct nl_sock *s = nl_wrapped_get(fd);
+    if (s != NULL && s->listener) {
+        /* A listener shut down for reading stops listening (Linux): the
+         * queue ends, so blocked accepts return EINVAL, and so does the
+         * TCP listener. Shut down for writing: not connected. */
+        int r = -1;
+        if (how == SHUT_WR) {
+            errno = ENOTCONN;
+        } else if ((r = nl_real.shutdown(fd, how)) == 0) {
+            nl_engine_listener_shut(s);
+        }
+        nl_sock_put(s);
+        return r;
+    }
     if (s == NULL || (how != SHUT_WR && how != SHUT_RDWR)) {
         if (s)
             nl_sock_put(s);

@@ -37,6 +37,11 @@ static int nl_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL)
         return nl_real.getpeername(fd, addr, addrlen);
+    if (s->listener) { /* a listening TCP socket has no peer */
+        nl_sock_put(s);
+        errno = ENOTCONN;
+        return -1;
+    }
     int r = copy_addr(&s->peer, s->peer_len, addr, addrlen);
     nl_sock_put(s);
     return r;
@@ -62,6 +67,16 @@ static bool applies_to_tcp(int level, int name)
                name == SO_PRIORITY || name == SO_REUSEADDR || name == SO_REUSEPORT ||
                name == SO_DONTROUTE || name == SO_INCOMING_CPU;
     return level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6;
+}
+
+/* A listener taken over (hooks/listen.c): every option is the TCP
+ * listener's (accepted connections inherit buffer sizes and the like from
+ * it), except the accept timeouts, which belong to the descriptor the
+ * program accepts from. */
+static bool listener_option_on_tcp(const struct nl_sock *s, int level, int name)
+{
+    return s->listener &&
+           !(level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO));
 }
 
 static int put_int(void *val, socklen_t *len, int v)
@@ -104,6 +119,10 @@ static int nl_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
         r = put_int(val, len, s->family);
     } else if (level == SOL_SOCKET && name == SO_PROTOCOL) {
         r = put_int(val, len, s->protocol);
+    } else if (level == SOL_SOCKET && name == SO_TYPE) {
+        r = put_int(val, len, SOCK_STREAM); /* a listener's queue is SOCK_SEQPACKET */
+    } else if (level == SOL_SOCKET && name == SO_ACCEPTCONN) {
+        r = put_int(val, len, s->listener);
     } else if (level == SOL_SOCKET && name == SO_ERROR) {
         nl_sock_lock();
         int err = s->so_error;
@@ -113,7 +132,7 @@ static int nl_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
             r = put_int(val, len, err);
         else
             r = nl_real.getsockopt(fd, level, name, val, len);
-    } else if (applies_to_tcp(level, name)) {
+    } else if (applies_to_tcp(level, name) || listener_option_on_tcp(s, level, name)) {
         r = on_tcp_socket(s, 0, level, name, val, len, 0);
     } else {
         r = nl_real.getsockopt(fd, level, name, val, len);
@@ -124,11 +143,14 @@ static int nl_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 
 static int nl_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-    if (!applies_to_tcp(level, name))
+    if (!applies_to_tcp(level, name) && !nl_wrapped_maybe(fd))
         return nl_real.setsockopt(fd, level, name, val, len);
     struct nl_sock *s = nl_wrapped_get(fd);
-    if (s == NULL)
+    if (s == NULL || (!applies_to_tcp(level, name) && !listener_option_on_tcp(s, level, name))) {
+        if (s)
+            nl_sock_put(s);
         return nl_real.setsockopt(fd, level, name, val, len);
+    }
     int r = on_tcp_socket(s, 1, level, name, (void *)val, NULL, len);
     nl_sock_put(s);
     return r;

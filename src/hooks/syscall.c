@@ -41,6 +41,8 @@ static long dispatch(long n, long a[6], bool *handled)
         return nl_accept_road((int)a[0], (struct sockaddr *)a[1], (socklen_t *)a[2], 0);
     case SYS_accept4:
         return nl_accept_road((int)a[0], (struct sockaddr *)a[1], (socklen_t *)a[2], (int)a[3]);
+    case SYS_listen:
+        return nl_listen_road((int)a[0], (int)a[1]);
     case SYS_sendto:
         return nl_sendto_road((int)a[0], (const void *)a[1], (size_t)a[2], (int)a[3],
                               (const struct sockaddr *)a[4], (socklen_t)a[5]);
@@ -99,6 +101,7 @@ static bool is_a_road(long n)
     case SYS_connect:
     case SYS_accept:
     case SYS_accept4:
+    case SYS_listen:
     case SYS_sendto:
     case SYS_sendmsg:
     case SYS_sendmmsg:

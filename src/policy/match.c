@@ -135,6 +135,33 @@ const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const stru
     return NULL;
 }
 
+bool nl_policy_listener_restricted(const struct nl_policy *policy, const struct nl_conn_query *q)
+{
+    struct query_addr qa;
+    if (!query_addr(q->addr, &qa))
+        return false;
+    static const unsigned char zero[16];
+    bool wildcard = memcmp(qa.bytes, zero, qa.family == AF_INET ? 4 : 16) == 0;
+    if (!wildcard) {
+        const struct nl_rule *rule = nl_policy_match(policy, q);
+        return (rule ? rule->action : policy->settings.default_action) != NL_ACTION_PASSTHROUGH;
+    }
+    /* Any local address may accept: any rule for this port that restricts
+     * might apply (the engine then decides each connection exactly). */
+    if (policy->settings.default_action != NL_ACTION_PASSTHROUGH)
+        return true;
+    for (size_t i = 0; i < policy->n_rules; i++) {
+        const struct nl_rule *rule = &policy->rules[i];
+        if (rule->role == NL_ROLE_CLIENT || rule->action == NL_ACTION_PASSTHROUGH)
+            continue;
+        if (rule->program != NULL && (q->program == NULL || strcmp(rule->program, q->program) != 0))
+            continue;
+        if (port_matches(rule, &qa, true))
+            return true;
+    }
+    return false;
+}
+
 bool nl_policy_restricts(const struct nl_policy *policy)
 {
     if (policy->settings.default_action != NL_ACTION_PASSTHROUGH)

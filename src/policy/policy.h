@@ -120,6 +120,12 @@ struct nl_conn_query {
  * let a denied connection through. */
 bool nl_policy_restricts(const struct nl_policy *policy);
 
+/* Whether connections accepted on a listener bound to q->addr (role
+ * server) may be wrapped or denied: a specific address asks the rules as
+ * a connection to it would; 0.0.0.0 or :: asks whether any rule that
+ * restricts matches the port. Only such listeners are taken over. */
+bool nl_policy_listener_restricted(const struct nl_policy *policy, const struct nl_conn_query *q);
+
 /* First rule that matches, or NULL (then settings.default_action applies). */
 const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const struct nl_conn_query *q);
 

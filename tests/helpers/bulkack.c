@@ -22,6 +22,10 @@
  * Every byte is checked against the test stream (pattern.h; the down
  * direction is the stream from offset 2^40), so a lost, repeated or
  * reordered byte fails the transfer as surely as a SHA-256 would.
+ * Each connection starts with the transfer's number (8 bytes, before the
+ * up bytes): a server wrapped by nestls accepts connections in the order
+ * their layers come up, and a "close" transfer does not wait for the
+ * receiver, so the next one may be accepted first.
  *
  * The sender stops early, after a whole transfer, once SECONDS have passed
  * (the receiver prints "done K" after each transfer, to be waited for).
@@ -172,6 +176,25 @@ static int serve_one(int fd, long k, const struct transfer *t, bool random_write
     return 0;
 }
 
+/* The transfer number a connection starts with. */
+static bool read_index(int fd, long *k)
+{
+    uint64_t v;
+    size_t got = 0;
+    while (got < sizeof(v)) {
+        if (!wait_readable(fd, -1, "transfer number", (long long)got, sizeof(v)))
+            return false;
+        ssize_t r = read(fd, (char *)&v + got, sizeof(v) - got);
+        if (r <= 0) {
+            printf("connection: no transfer number (%s)\n", r == 0 ? "EOF" : strerror(errno));
+            return false;
+        }
+        got += (size_t)r;
+    }
+    *k = (long)v;
+    return true;
+}
+
 static int do_recv(const char *port, long count, const char *plan)
 {
     int srv = socket(AF_INET, SOCK_STREAM, 0), one = 1;
@@ -185,19 +208,22 @@ static int do_recv(const char *port, long count, const char *plan)
         return 1;
     }
     printf("port %d\n", ntohs(a.sin_port));
-    for (long k = 0; k < count; k++) {
-        struct transfer t;
-        if (!plan_of(plan, k, &t))
-            return 2;
+    for (long done = 0; done < count; done++) {
         int fd = accept(srv, NULL, NULL);
         if (fd < 0) {
             perror("bulkack recv: accept");
             return 1;
         }
+        long k;
+        struct transfer t;
+        if (!read_index(fd, &k) || k < 0 || k >= count || !plan_of(plan, k, &t)) {
+            close(fd);
+            return 1;
+        }
         int rc = serve_one(fd, k, &t, strncmp(plan, "random:", 7) == 0);
         close(fd);
         if (rc == 0)
-            printf("done %ld\n", k + 1);
+            printf("done %ld\n", done + 1);
         if (rc != 0) {
             printf("(transfer %ld: %lld up, %lld down, ending %s)\n", k + 1, t.up, t.down,
                    ending_name[t.ending]);
@@ -258,7 +284,9 @@ static int do_send(const char *host, const char *port, long count, const char *p
             perror("bulkack send: connect");
             return 1;
         }
-        rc = send_one(fd, k, &t, strncmp(plan, "random:", 7) == 0);
+        uint64_t index = (uint64_t)k;
+        rc = write_all(fd, &index, sizeof(index)) != 0 ? 1
+                                                         : send_one(fd, k, &t, strncmp(plan, "random:", 7) == 0);
         close(fd);
         if (rc != 0) {
             printf("(transfer %ld: %lld up, %lld down, ending %s)\n", k + 1, t.up, t.down,

@@ -26,6 +26,8 @@ PACKAGES=(gcc make pkg-config libssl-dev libyaml-dev openssl
 # make install / make deb and their tests need (man -l, dpkg-buildflags,
 # objdump, readelf, strip).
 PACKAGES+=(netcat-openbsd man-db dpkg-dev binutils)
+# A prefork server run as Debian runs it (tests/programs_nginx.bats).
+PACKAGES+=(nginx)
 
 quiet=0
 case ${1:-} in

@@ -210,6 +210,11 @@ static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen
     int err = nl_waiter_wait(&waiter, 0);
     nl_waiter_destroy(&waiter);
     if (err != 0) {
+        /* connect said it: SO_ERROR has nothing more to report, and the
+         * socket may connect again (see repeated_connect). */
+        nl_sock_lock();
+        sock->so_error = 0;
+        nl_sock_unlock();
         errno = err;
         return -1;
     }
@@ -217,15 +222,51 @@ static int wrap_connect(int fd, int family, const struct sockaddr *addr, socklen
 }
 
 /* connect() again on a wrapped descriptor: answer as TCP would while a
- * non-blocking connect completes (EALREADY, then EISCONN or the failure). */
+ * non-blocking connect completes (EALREADY, then EISCONN or the failure,
+ * reported once as SO_ERROR would be). Returns 1 when the connection
+ * failed, has ended, and its failure was reported: Linux then lets the
+ * socket connect again (asyncio's happy eyeballs and retry loops do). */
 static int repeated_connect(struct nl_sock *s)
 {
     nl_sock_lock();
-    int failure = s->failure, up = s->established;
+    int failure = s->failure, up = s->established, pending = s->so_error;
+    bool ended = s->engine_conn == NULL && s->tcp_fd < 0;
+    if (pending)
+        s->so_error = 0;
     nl_sock_unlock();
+    if (failure && !pending && ended && !s->listener) {
+        nl_sock_put(s);
+        return 1;
+    }
     nl_sock_put(s);
-    errno = failure ? failure : up ? EISCONN : EALREADY;
+    errno = pending ? pending : failure ? failure : up ? EISCONN : EALREADY;
     return -1;
+}
+
+/* A wrapped descriptor whose connection failed connects again: a fresh
+ * socket of the same family and protocol takes its number (flags kept;
+ * options set on the old one are not), and the connect takes the road a
+ * fresh socket takes. */
+static int renew_socket(int fd)
+{
+    struct nl_sock *s = nl_wrapped_get(fd);
+    if (s == NULL)
+        return -1;
+    int family = s->family, protocol = s->protocol;
+    nl_sock_put(s);
+    int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+    int fresh = socket(family, SOCK_STREAM | SOCK_CLOEXEC | (fl >= 0 && (fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0),
+                       protocol);
+    if (fresh < 0)
+        return -1;
+    struct nl_epoll_saved *saved = nl_epoll_detach(fd);
+    nl_wrapped_remove(fd);
+    int r = nl_real.dup3(fresh, fd, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    int e = errno;
+    nl_real.close(fresh);
+    nl_epoll_reattach(fd, saved);
+    errno = e;
+    return r < 0 ? -1 : 0;
 }
 
 /* A TCP (or MPTCP) socket connecting to an IPv4/IPv6 address: the
@@ -312,8 +353,13 @@ int nl_connect_road(int fd, const struct sockaddr *addr, socklen_t len, bool *pl
     if (nl_in_vfork_child())
         return vfork_child_connect(fd, addr, len, plaintext);
     struct nl_sock *wrapped = nl_wrapped_get(fd);
-    if (wrapped != NULL)
-        return repeated_connect(wrapped);
+    if (wrapped != NULL) {
+        int r = repeated_connect(wrapped);
+        if (r != 1)
+            return r;
+        if (renew_socket(fd) != 0)
+            return -1;
+    }
     if (nl_policy == NULL || !tcp_to_inet(fd, addr, len, &family)) {
         *plaintext = true;
         return 0;

@@ -174,17 +174,18 @@ void nl_listeners_reap(void)
 static ssize_t send_over(struct nl_listener *l, uint32_t kind, int fd, int tcp,
                          const struct nl_sock *s)
 {
-    struct nl_handover h = {
-        .magic = NL_HANDOVER_MAGIC,
-        .kind = kind,
-        .family = s->family,
-        .protocol = s->protocol,
-        .local_len = s->local_len,
-        .peer_len = s->peer_len,
-        .local = s->local,
-        .peer = s->peer,
-        .engine_pid = getpid(),
-    };
+    /* Every byte defined: the message may go to another process. */
+    struct nl_handover h;
+    memset(&h, 0, sizeof(h));
+    h.magic = NL_HANDOVER_MAGIC;
+    h.kind = kind;
+    h.family = s->family;
+    h.protocol = s->protocol;
+    h.local_len = s->local_len <= sizeof(h.local) ? s->local_len : 0;
+    h.peer_len = s->peer_len <= sizeof(h.peer) ? s->peer_len : 0;
+    memcpy(&h.local, &s->local, h.local_len);
+    memcpy(&h.peer, &s->peer, h.peer_len);
+    h.engine_pid = getpid();
     struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
     int fds[2] = {fd, tcp};
     size_t n = tcp >= 0 ? 2 : 1;

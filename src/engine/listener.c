@@ -241,6 +241,14 @@ static int hand_over(struct nl_listener *l, uint32_t kind, int fd, int tcp, cons
     return 0;
 }
 
+/* A passthrough connection: the TCP socket itself, with its own facts. */
+static int hand_over_plain(struct nl_listener *l, int tcp)
+{
+    struct nl_sock facts = {0};
+    nl_sock_facts_of(tcp, &facts);
+    return hand_over(l, NL_HANDOVER_PLAIN, tcp, -1, &facts);
+}
+
 /* Returns -1 when the listener closed (the program's descriptor is gone). */
 static int settle(struct nl_listener *l, struct nl_conn *c)
 {
@@ -279,9 +287,7 @@ static int drain_waiting(struct nl_listener *l)
     l->queue_full = false;
     size_t kept = 0;
     for (size_t i = 0; i < l->n_plain; i++) {
-        struct nl_sock facts = {0};
-        nl_sock_facts_of(l->plain[i], &facts);
-        int r = hand_over(l, NL_HANDOVER_PLAIN, l->plain[i], -1, &facts);
+        int r = hand_over_plain(l, l->plain[i]);
         if (r == 0) {
             l->plain[kept++] = l->plain[i];
             continue;
@@ -305,9 +311,7 @@ static int drain_waiting(struct nl_listener *l)
 
 static void take_plain(struct nl_listener *l, int tcp)
 {
-    struct nl_sock facts = {0};
-    nl_sock_facts_of(tcp, &facts);
-    int r = hand_over(l, NL_HANDOVER_PLAIN, tcp, -1, &facts);
+    int r = hand_over_plain(l, tcp);
     if (r != 0) { /* handed over (our copy closes), or nobody will take it */
         close_guarded(&tcp);
         return;
@@ -554,6 +558,14 @@ int nl_engine_listen(struct nl_sock *sock, int tcp_fd, int queue_fd)
     return 0;
 }
 
+/* No copy of the program's end of the queue is left anywhere (the kernel
+ * releases it before close returns, so this holds at once). */
+static bool hung_up(const struct nl_listener *l)
+{
+    struct pollfd p = {.fd = l->queue.fd, .events = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
 static void close_if(struct nl_sock *sock, bool only_if_hung_up)
 {
     nl_engine_init_once();
@@ -561,10 +573,7 @@ static void close_if(struct nl_sock *sock, bool only_if_hung_up)
     for (struct nl_listener *l = nl_engine.listeners; l; l = l->next) {
         if (l->sock != sock)
             continue;
-        /* The kernel released the program's end before close returned:
-         * a hang-up now means no copy is left anywhere. */
-        struct pollfd p = {.fd = l->queue.fd, .events = 0};
-        if (!only_if_hung_up || (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))))
+        if (!only_if_hung_up || hung_up(l))
             listener_close(l, true);
         break;
     }
@@ -577,8 +586,7 @@ void nl_engine_listeners_check(void)
     nl_mutex_lock(&nl_engine.lock);
     for (struct nl_listener *l = nl_engine.listeners, *next; l; l = next) {
         next = l->next;
-        struct pollfd p = {.fd = l->queue.fd, .events = 0};
-        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+        if (hung_up(l))
             listener_close(l, true);
     }
     nl_mutex_unlock(&nl_engine.lock);
@@ -649,11 +657,9 @@ bool nl_listeners_shared(void)
 
 bool nl_listeners_held_elsewhere(void)
 {
-    for (struct nl_listener *l = nl_engine.listeners; l; l = l->next) {
-        struct pollfd p = {.fd = l->queue.fd, .events = 0};
-        if (poll(&p, 1, 0) == 0)
+    for (struct nl_listener *l = nl_engine.listeners; l; l = l->next)
+        if (!hung_up(l))
             return true;
-    }
     return false;
 }
 

@@ -33,6 +33,25 @@
 #include "hooks/pair.h"
 #include "hooks/roads.h"
 
+/* What accept hands the program: the descriptor with the flags accept4
+ * asked for (close-on-exec always; O_NONBLOCK when set_nonblock: the
+ * kernel's accept4 already did it for the TCP socket itself), and the TCP
+ * peer's address. Returns fd. */
+static int give_to_program(int fd, int flags, bool set_nonblock, const struct sockaddr_storage *peer,
+                           socklen_t peer_len, struct sockaddr *addr, socklen_t *addrlen)
+{
+    if (!(flags & SOCK_CLOEXEC))
+        fcntl(fd, F_SETFD, 0);
+    if (set_nonblock)
+        nl_set_nonblock(fd, flags & SOCK_NONBLOCK);
+    if (addr != NULL && addrlen != NULL) {
+        socklen_t n = *addrlen < peer_len ? *addrlen : peer_len;
+        memcpy(addr, peer, n);
+        *addrlen = peer_len;
+    }
+    return fd;
+}
+
 static int wrap_accepted(int conn, int family, const struct nl_rule *rule, struct sockaddr *addr,
                          socklen_t *addrlen, int flags)
 {
@@ -81,16 +100,7 @@ static int wrap_accepted(int conn, int family, const struct nl_rule *rule, struc
         return -1;
     }
     /* socketpair gave us close-on-exec; keep only what the caller asked. */
-    if (!(flags & SOCK_CLOEXEC))
-        fcntl(prog_end, F_SETFD, 0);
-    if (flags & SOCK_NONBLOCK)
-        fcntl(prog_end, F_SETFL, fcntl(prog_end, F_GETFL) | O_NONBLOCK);
-    if (addr != NULL && addrlen != NULL) {
-        socklen_t n = *addrlen < peer_len ? *addrlen : peer_len;
-        memcpy(addr, &peer, n);
-        *addrlen = peer_len;
-    }
-    return prog_end;
+    return give_to_program(prog_end, flags, true, &peer, peer_len, addr, addrlen);
 }
 
 /* One message from the queue: the header, the connection's descriptor
@@ -216,15 +226,7 @@ static int accept_handed_over(int queue, struct sockaddr *addr, socklen_t *addrl
                 continue;
             }
         }
-        if (!(flags & SOCK_CLOEXEC))
-            fcntl(fd, F_SETFD, 0);
-        nl_set_nonblock(fd, flags & SOCK_NONBLOCK);
-        if (addr != NULL && addrlen != NULL) {
-            socklen_t n = *addrlen < h.peer_len ? *addrlen : h.peer_len;
-            memcpy(addr, &h.peer, n);
-            *addrlen = h.peer_len;
-        }
-        return fd;
+        return give_to_program(fd, flags, true, &h.peer, h.peer_len, addr, addrlen);
     }
 }
 
@@ -272,14 +274,7 @@ int nl_accept_road(int listener, struct sockaddr *addr, socklen_t *addrlen, int 
                  d.rule ? d.rule->name : "", d.rule ? "'" : "", a);
     }
 as_is:
-    if (!(flags & SOCK_CLOEXEC))
-        fcntl(conn, F_SETFD, 0);
-    if (addr != NULL && addrlen != NULL) {
-        socklen_t n = *addrlen < peer_len ? *addrlen : peer_len;
-        memcpy(addr, &peer, n);
-        *addrlen = peer_len;
-    }
-    return conn;
+    return give_to_program(conn, flags, false, &peer, peer_len, addr, addrlen);
 }
 
 NL_EXPORT int accept4(int listener, struct sockaddr *addr, socklen_t *addrlen, int flags)

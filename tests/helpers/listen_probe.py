@@ -158,7 +158,9 @@ def main():
                     conn.setblocking(True)
                     echo_one(conn)
                     served += 1
-                print("child", os.getpid(), "served", served, flush=True)
+                # one write: the children share stdout, and print() may
+                # write its pieces separately, interleaving their lines
+                os.write(1, b"child %d served %d\n" % (os.getpid(), served))
                 os._exit(0)
             kids.append(pid)
         s.close()  # the parent keeps serving the handshakes: it never accepts

@@ -9,6 +9,7 @@
 #include "engine/conn.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,7 +321,9 @@ static int read_tcp(struct nl_conn *c)
     size_t want = room < sizeof(buf) ? room : sizeof(buf);
     ssize_t n = recv(c->tcp.fd, buf, want, MSG_DONTWAIT);
     if (n > 0) {
-        if (c->state != NL_CONN_LINGER) /* after our close, only wait for FIN */
+        /* After our close, only wait for FIN; but a program that closed
+         * its end must learn of data sent to it (data_after_close). */
+        if (c->state != NL_CONN_LINGER || c->app_gone)
             nl_onion_feed_net(&c->onion, buf, (size_t)n);
         return 1;
     }
@@ -387,12 +390,25 @@ static int send_leftover(struct nl_conn *c)
     return 1;
 }
 
+/* Bytes for the program found its end closed. TCP answers data for a
+ * closed socket with a reset, and so does the engine: the peer must not
+ * take the close for a clean one (a sender would go on writing into a
+ * connection nobody reads). A program that only shut its end for reading
+ * (SHUT_RD) has not closed it: no hang-up on ours. */
+static void note_bytes_unread(struct nl_conn *c)
+{
+    struct pollfd p = {.fd = c->app.fd, .events = 0};
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+        c->app_reset = true;
+}
+
 /* Plaintext goes to the program in batches of up to 64 KiB (one wake-up
  * of the reader instead of one per record). The rare tail a full socket
  * does not take is kept in a buffer allocated only for that moment. */
 static int deliver_to_app(struct nl_conn *c)
 {
     int moved = 0;
+    bool dropped = false; /* bytes for a program that closed its end */
     unsigned char buf[NL_APP_READ];
     c->app_blocked = false;
     while (!c->app_gone) {
@@ -400,6 +416,7 @@ static int deliver_to_app(struct nl_conn *c)
             c->app_blocked = true;
             break;
         }
+        dropped = c->app_gone; /* the leftover could not be sent */
         size_t n = 0;
         while (n < sizeof(buf)) {
             ssize_t r = nl_onion_read_plain(&c->onion, buf + n, sizeof(buf) - n);
@@ -417,6 +434,7 @@ static int deliver_to_app(struct nl_conn *c)
         ssize_t w = nl_real.send(c->app.fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN && errno != EINTR) {
             c->app_gone = true;
+            dropped = true;
             break;
         }
         size_t sent = w > 0 ? (size_t)w : 0;
@@ -437,8 +455,12 @@ static int deliver_to_app(struct nl_conn *c)
         free(c->leftover);
         c->leftover = NULL;
         c->leftover_len = 0;
-        while (nl_onion_read_plain(&c->onion, buf, sizeof(buf)) > 0)
+        while (nl_onion_read_plain(&c->onion, buf, sizeof(buf)) > 0) {
+            dropped = true;
             moved = 1;
+        }
+        if (dropped)
+            note_bytes_unread(c);
     }
     if (nl_onion_inner_eof(&c->onion) && !c->app_blocked && !c->app_shut && !c->app_gone) {
         nl_real.shutdown(c->app.fd, SHUT_WR);
@@ -470,6 +492,13 @@ static int take_from_app(struct nl_conn *c)
             continue;
         if (n < 0 && errno == EAGAIN && !must_look)
             break;
+        if (n < 0 && errno == ECONNRESET) {
+            /* Closed with bytes unread (reset.c says how the socketpair
+             * tells): no close_notify, the connection is reset. */
+            c->app_reset = true;
+            c->app_eof = true;
+            return 1;
+        }
         /* EOF, an error, or nothing left after the program's
          * shutdown(SHUT_WR) or while the process exits. */
         c->app_eof = true;
@@ -498,11 +527,51 @@ static void begin_closing(struct nl_conn *c)
     c->state = NL_CONN_CLOSING;
 }
 
+/* The TCP socket's close, when it comes, sends a reset. */
+static void reset_on_close(struct nl_conn *c)
+{
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    nl_real.setsockopt(c->tcp.fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+}
+
+/* The program closed its end with bytes for it unread: the connection
+ * ends as TCP's close ends it then, with a reset and without
+ * close_notify, so the peer does not take it for a clean end. */
+static void reset_by_program(struct nl_conn *c)
+{
+    reset_on_close(c);
+    log_closed(c, "reset: the program closed its end with bytes unread");
+    finish(c, "reset by the program");
+}
+
+/* Lingering after the program closed its end: the peer's close_notify
+ * is expected, its data is not. TCP resets a closed socket that receives
+ * data, telling the sender nobody reads it; so does the engine. */
+static int data_after_close(struct nl_conn *c)
+{
+    unsigned char buf[4096];
+    bool data = false;
+    if (nl_onion_pump(&c->onion) < 0) /* the peer's data cannot be read either */
+        data = true;
+    while (!data && nl_onion_read_plain(&c->onion, buf, sizeof(buf)) > 0)
+        data = true;
+    if (!data)
+        return 0;
+    reset_on_close(c);
+    nl_info("%s: data arrived after the program closed its end: reset, as TCP does", c->desc);
+    finish(c, "reset after close");
+    return 1;
+}
+
 static int advance_close(struct nl_conn *c, uint64_t now_ms)
 {
     struct nl_onion *o = &c->onion;
     switch (c->state) {
     case NL_CONN_OPEN:
+        if (c->app_reset) {
+            reset_by_program(c);
+            return 1;
+        }
         if ((c->tcp_eof && !nl_onion_inner_eof(o)) || nl_onion_outer_cut(o)) {
             /* Deliver what arrived intact first. deliver_to_app has run
              * this round: it stops only when the program's end is full or
@@ -534,6 +603,8 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
         c->deadline_ms = now_ms + nl_policy->settings.linger_ms;
         return 1;
     case NL_CONN_LINGER:
+        if (c->app_gone && data_after_close(c))
+            return 1;
         if (c->tcp_eof) {
             finish(c, "clean");
             return 1;

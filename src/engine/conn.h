@@ -70,6 +70,7 @@ struct nl_conn {
     bool net_blocked;       /* the TCP socket is full: wait for EPOLLOUT */
     bool app_eof;           /* program will write no more (EOF or exiting) */
     bool app_gone;          /* program closed its end entirely */
+    bool app_reset;         /* ... with bytes for it unread: end with a TCP reset */
     bool app_shut;          /* we sent EOF to the program */
     bool tcp_eof;           /* TCP peer sent FIN */
     bool exiting;           /* process exit: treat "nothing pending" as EOF */

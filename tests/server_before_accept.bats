@@ -221,6 +221,28 @@ EOF
         fail "still listening after the daemon ended: $(ss -Hltnp "sport = :$PORT")"
 }
 
+@test "the relay serving a daemon's listener ends on SIGTERM, though the program's own handler only sets a flag" {
+    both_roles_policy
+    PROBE_TERM_FLAG=1 "$NESTLS" run -p "$POLICY" -- python3 "$PROBE" daemon "$PORT" 1000 >daemon.out 2>daemon.err ||
+        fail "the parent exited $?: $(cat daemon.err)"
+    local daemon relay
+    daemon=$(sed -n 's/^daemon \([0-9]*\)$/\1/p' daemon.out)
+    [[ -n $daemon ]] || fail "no daemon pid in: $(cat daemon.out)"
+    echo "$daemon daemon" >>"$BATS_TEST_TMPDIR/pids"
+    wait_for_match daemon.err 'info: relay: serving'
+    relay=$(sed -n 's/^nestls\[\([0-9]*\)\] info: relay: serving.*/\1/p' daemon.err)
+    [[ -n $relay ]] || fail "no relay in: $(cat daemon.err)"
+    echo "$relay relay" >>"$BATS_TEST_TMPDIR/pids"
+    run wrapped_client before
+    assert_output before
+    kill -TERM "$relay"
+    wait_for_exit "$relay" 5 || fail "the relay $relay is still running 5 s after SIGTERM"
+    # The program's own process keeps its handler: SIGTERM only sets its flag.
+    kill -TERM "$daemon"
+    sleep 0.2
+    kill -0 "$daemon" || fail "the daemon's own SIGTERM handler was lost"
+}
+
 @test "a copy of the listener made with fcntl(F_DUPFD_CLOEXEC) (Rust's try_clone) answers and accepts as the listener" {
     both_roles_policy
     probe_bg clone clone "$PORT"

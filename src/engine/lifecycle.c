@@ -4,6 +4,7 @@
  * fork is hooks/forking.c's.) */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
@@ -199,8 +200,34 @@ int nl_engine_relocate_fd(int fd)
  * holds no copy of the program's ends), rebuilds its own epoll set and runs
  * the loop until the last connection ends. The parent forgets the
  * connections without closing them on the wire, then execs. */
+/* The relay is a copy of the program, with its signal handlers: a
+ * handler that only sets the program's flag ("stop at the next loop")
+ * would leave the relay deaf to SIGTERM forever, since no loop of the
+ * program runs in it. Handlers go back to the default (SIGTERM ends the
+ * relay, and with it the connections it serves, as it ends a program);
+ * what the program ignores stays ignored (a daemon's SIGHUP); nothing is
+ * blocked. */
+static void relay_default_signals(void)
+{
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction old;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &old) != 0)
+            continue;
+        if (old.sa_handler == SIG_IGN || old.sa_handler == SIG_DFL)
+            continue;
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+    }
+    signal(SIGPIPE, SIG_IGN); /* every send of the engine says MSG_NOSIGNAL; writes of the log may not */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static void relay_main(bool keep_listeners, bool at_exec)
 {
+    relay_default_signals();
     /* Everything but engine descriptors: the program's ends live on in
      * the exec'd image only, so EOF still means "the program closed". */
     if (nl_log_fd() <= 2)

@@ -17,6 +17,9 @@ TLS; run it under nestls with a policy that wraps its listener (and, for
                                         in all; each prints "child PID served K"
   listen_probe.py daemon PORT COUNT     listen, fork, the parent exits at once
                                         ("daemon PID"); the child echoes COUNT
+                                        (PROBE_TERM_FLAG set: SIGTERM only sets
+                                        a flag, as nginx's handler does, and
+                                        the parent leaves by libc's exit)
   listen_probe.py clone PORT            accept on a copy made with fcntl(F_DUPFD_CLOEXEC)
   listen_probe.py childopts PORT        a forked child accepts and sets TCP_NODELAY,
                                         SO_KEEPALIVE: prints what it reads back
@@ -35,6 +38,7 @@ import json
 import os
 import resource
 import select
+import signal
 import socket
 import sys
 import threading
@@ -169,10 +173,16 @@ def main():
     elif cmd == "daemon":
         # listen, then fork and let the parent exit (as a daemon does after
         # opening its sockets); the child echoes COUNT connections
+        if os.environ.get("PROBE_TERM_FLAG"):
+            signal.signal(signal.SIGTERM, lambda *_: None)
         s = listener(port)
         pid = os.fork()
         if pid != 0:
             print("daemon", pid, flush=True)
+            if os.environ.get("PROBE_TERM_FLAG"):
+                # libc's exit, as a C daemon leaves: Python's own exit
+                # would first put every signal handler back to the default
+                ctypes.CDLL(None).exit(0)
             sys.exit(0)
         for _ in range(int(sys.argv[3])):
             conn, _ = s.accept()

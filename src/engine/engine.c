@@ -147,6 +147,8 @@ void *nl_engine_main(void *arg)
     (void)arg;
     struct epoll_event evs[64];
     nl_mutex_lock(&nl_engine.lock);
+    nl_engine.thread_in = true;
+    pthread_cond_broadcast(&nl_engine.changed);
     for (;;) {
         int timeout = next_timeout_ms(nl_now_ms());
         unsigned epoch = nl_engine.epoch;
@@ -224,6 +226,18 @@ int nl_engine_start_locked(void)
         errno = rc;
         return -1;
     }
+    /* Wait until the thread is in its loop. Before that it runs the C
+     * library's (and a sanitizer runtime's) thread start-up, which may
+     * allocate outside any lock of ours, and a program that forks right
+     * after its first listen or connect (a daemon) would fork in that
+     * moment: an allocator that does not lock itself at fork (clang 14's
+     * ASan) then leaves the child a lock nobody releases, and some free()
+     * in it, or in a child of it, hangs for ever. Once in the loop, the
+     * thread touches memory only under the engine lock, which fork takes
+     * first (hooks/forking.c). */
+    nl_engine.thread_in = false;
+    while (!nl_engine.thread_in)
+        pthread_cond_wait(&nl_engine.changed, &nl_engine.lock);
     nl_engine.running = true;
     return 0;
 }

@@ -19,6 +19,7 @@ struct nl_engine_state {
     pthread_mutex_t lock;
     pthread_cond_t changed;  /* a connection ended (exit drain waits on it) */
     bool running;
+    bool thread_in;  /* the engine thread has entered its loop (see start) */
     int epfd, wakefd;
     struct nl_conn *conns;
     size_t n_conns;

@@ -76,3 +76,41 @@ sender_told() {
         done
     done
 }
+
+# linger_zero: the client sets SO_LINGER {1, 0}, sends a byte and closes;
+# the accepted end reads the byte, then an error or EOF, then asks
+# getpeername. Prints what it saw.
+linger_zero() {
+    python3 -c '
+import socket, struct, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+c = socket.create_connection(l.getsockname(), timeout=10)
+a, _ = l.accept(); a.settimeout(10)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.send(b"x"); c.close()
+got = b""
+try:
+    while True:
+        d = a.recv(100)
+        if not d:
+            print("read", got, "then EOF"); break
+        got += d
+except OSError as e:
+    print("read", got, "then", type(e).__name__)
+time.sleep(0.2)
+try:
+    a.getpeername(); print("getpeername: an address")
+except OSError as e:
+    print("getpeername:", e.strerror)'
+}
+
+@test "SO_LINGER {1, 0} then close: the peer reads the bytes sent, then ECONNRESET and no peer, as over TCP" {
+    run linger_zero
+    assert_ok
+    assert_output "read b'x' then ConnectionResetError
+getpeername: Transport endpoint is not connected"
+    run --separate-stderr nestls_run "$POLICY" bash -c "$(declare -f linger_zero); linger_zero"
+    assert_ok
+    assert_output "read b'x' then ConnectionResetError
+getpeername: Transport endpoint is not connected"
+}

@@ -26,6 +26,7 @@ struct nl_sock {
     int failure;                     /* the failure, kept for a repeated connect() */
     bool established;                /* every layer is up */
     bool shut_wr;                    /* the program called shutdown(SHUT_WR) (atomic) */
+    bool abort_on_close;             /* SO_LINGER {1, 0}: its close resets the connection */
     bool owns_tcp_fd;                /* tcp_fd is this sock's own guarded copy
                                         (a connection another process's engine
                                         serves: hooks/accept.c); closed with it */

@@ -470,6 +470,14 @@ static int deliver_to_app(struct nl_conn *c)
     return moved;
 }
 
+static bool program_asked_reset(struct nl_conn *c)
+{
+    nl_sock_lock();
+    bool abort = c->sock && c->sock->abort_on_close;
+    nl_sock_unlock();
+    return abort;
+}
+
 static int take_from_app(struct nl_conn *c)
 {
     int moved = 0;
@@ -496,6 +504,11 @@ static int take_from_app(struct nl_conn *c)
             /* Closed with bytes unread (reset.c says how the socketpair
              * tells): no close_notify, the connection is reset. */
             c->app_reset = true;
+            c->app_eof = true;
+            return 1;
+        }
+        if (c->app_gone && program_asked_reset(c)) {
+            c->app_reset = true; /* SO_LINGER {1, 0}, then close */
             c->app_eof = true;
             return 1;
         }
@@ -568,7 +581,7 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
     struct nl_onion *o = &c->onion;
     switch (c->state) {
     case NL_CONN_OPEN:
-        if (c->app_reset) {
+        if (c->app_reset || (c->app_gone && c->app_eof && program_asked_reset(c))) {
             reset_by_program(c);
             return 1;
         }

@@ -37,7 +37,19 @@ static int nl_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL)
         return nl_real.getpeername(fd, addr, addrlen);
-    if (s->listener) { /* a listening TCP socket has no peer */
+    nl_sock_lock();
+    /* A listening TCP socket has no peer, nor has one whose connection
+     * failed or was reset (TCP_CLOSE). The TCP socket, while this process
+     * has it, says so the moment the kernel took the reset, before the
+     * engine has run. */
+    struct sockaddr_storage ignored;
+    socklen_t ignored_len = sizeof(ignored);
+    bool none = s->listener || s->failure != 0 ||
+                (s->tcp_fd >= 0 &&
+                 nl_real.getpeername(s->tcp_fd, (struct sockaddr *)&ignored, &ignored_len) != 0 &&
+                 errno == ENOTCONN);
+    nl_sock_unlock();
+    if (none) {
         nl_sock_put(s);
         errno = ENOTCONN;
         return -1;
@@ -141,15 +153,30 @@ static int nl_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     return r;
 }
 
+/* SO_LINGER stays on the program's end, where close() honours its
+ * timeout; {1, 0} also tells the engine that the program's close means a
+ * reset, as it would of a TCP socket (engine/conn.c). */
+static void note_linger(struct nl_sock *s, const void *val)
+{
+    struct linger l;
+    memcpy(&l, val, sizeof(l)); /* the kernel took it: val holds a whole one */
+    nl_sock_lock();
+    s->abort_on_close = l.l_onoff != 0 && l.l_linger == 0;
+    nl_sock_unlock();
+}
+
 static int nl_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     if (!applies_to_tcp(level, name) && !nl_wrapped_maybe(fd))
         return nl_real.setsockopt(fd, level, name, val, len);
     struct nl_sock *s = nl_wrapped_get(fd);
     if (s == NULL || (!applies_to_tcp(level, name) && !listener_option_on_tcp(s, level, name))) {
+        int r = nl_real.setsockopt(fd, level, name, val, len);
+        if (s && r == 0 && level == SOL_SOCKET && name == SO_LINGER)
+            note_linger(s, val);
         if (s)
             nl_sock_put(s);
-        return nl_real.setsockopt(fd, level, name, val, len);
+        return r;
     }
     int r = on_tcp_socket(s, 1, level, name, (void *)val, NULL, len);
     nl_sock_put(s);

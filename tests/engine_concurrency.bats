@@ -48,3 +48,36 @@ many_clients() {
     wait_for_port "$PORT"
     many_clients
 }
+
+# first_connects: 16 threads make their first wrapped connect at the same
+# moment (non-blocking: nothing waits for the layers); afterwards the
+# process has its main thread and exactly one engine thread. Prints the
+# number of threads, 20 rounds.
+first_connects() {
+    local round
+    for ((round = 1; round <= 20; round++)); do
+        nestls_run "$POLICY" python3 -c '
+import os, socket, sys, threading, time
+port = int(sys.argv[1])
+start = threading.Barrier(16)
+socks = []
+def connect():
+    s = socket.socket(); s.setblocking(False)
+    start.wait()
+    s.connect_ex(("127.0.0.1", port))
+    socks.append(s)
+threads = [threading.Thread(target=connect) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+time.sleep(0.3)  # a joined thread may still be on its way out of the kernel
+print(len(os.listdir("/proc/self/task")))' "$PORT" 2>/dev/null
+    done
+}
+
+@test "16 threads make their first wrapped connect at once: one engine thread starts, not two" {
+    nestls_bg server "$SERVER_POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
+    wait_for_port "$PORT"
+    run first_connects
+    assert_ok
+    assert_equal "$(sort -u <<<"$output")" 2
+}

@@ -51,6 +51,14 @@ void nl_engine_init_once(void)
     pthread_once(&cond_once, init_cond);
 }
 
+/* A fork child: the condition variable may count waiters that were other
+ * threads of the parent (the exit drain, a start-up wait); a broadcast in
+ * the child would wait for them for ever. The child has only this thread. */
+void nl_engine_reinit_cond(void)
+{
+    init_cond();
+}
+
 void nl_engine_wake(void)
 {
     uint64_t one = 1;
@@ -235,10 +243,12 @@ int nl_engine_start_locked(void)
      * in it, or in a child of it, hangs for ever. Once in the loop, the
      * thread touches memory only under the engine lock, which fork takes
      * first (hooks/forking.c). */
+    /* Running from now on: another thread that takes the lock while this
+     * one waits must add its connection, not start a second engine. */
+    nl_engine.running = true;
     nl_engine.thread_in = false;
     while (!nl_engine.thread_in)
         pthread_cond_wait(&nl_engine.changed, &nl_engine.lock);
-    nl_engine.running = true;
     return 0;
 }
 

@@ -35,6 +35,7 @@ extern char nl_engine_wake_marker; /* epoll data of the wake-up eventfd */
 
 /* The condition variable is made once, on first use. */
 void nl_engine_init_once(void);
+void nl_engine_reinit_cond(void);
 void nl_engine_wake(void);
 void nl_engine_set_interest(struct nl_conn_end *e);
 void nl_engine_unregister(struct nl_conn_end *e);

@@ -323,7 +323,8 @@ static int read_tcp(struct nl_conn *c)
     if (n > 0) {
         /* After our close, only wait for FIN; but a program that closed
          * its end must learn of data sent to it (data_after_close). */
-        if (c->state != NL_CONN_LINGER || c->app_gone)
+        if (c->state != NL_CONN_LINGER ||
+            (c->app_gone && nl_onion_net_in_room(&c->onion) >= (size_t)n))
             nl_onion_feed_net(&c->onion, buf, (size_t)n);
         return 1;
     }

@@ -98,6 +98,7 @@ void nl_engine_fork_parent(void)
 void nl_engine_fork_child(void)
 {
     pthread_mutex_init(&nl_engine.lock, NULL);
+    nl_engine_reinit_cond();
     if (relay_forking) { /* this child becomes the relay: keep everything */
         for (struct nl_conn *c = nl_engine.conns; c; c = c->next)
             c->waiter = NULL;
@@ -206,7 +207,7 @@ int nl_engine_relocate_fd(int fd)
  * program runs in it. Handlers go back to the default (SIGTERM ends the
  * relay, and with it the connections it serves, as it ends a program);
  * what the program ignores stays ignored (a daemon's SIGHUP); nothing is
- * blocked. */
+ * blocked; the terminal's own signals are ignored (below). */
 static void relay_default_signals(void)
 {
     for (int sig = 1; sig < NSIG; sig++) {
@@ -220,6 +221,14 @@ static void relay_default_signals(void)
         sigaction(sig, &dfl, NULL);
     }
     signal(SIGPIPE, SIG_IGN); /* every send of the engine says MSG_NOSIGNAL; writes of the log may not */
+    /* The relay stays in the program's process group: Ctrl-C at the
+     * terminal is for the program (which may well survive it), not for
+     * the connections it still uses. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    signal(SIGTSTP, SIG_IGN);
+    signal(SIGTTIN, SIG_IGN);
+    signal(SIGTTOU, SIG_IGN);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

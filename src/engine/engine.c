@@ -242,9 +242,9 @@ int nl_engine_start_locked(void)
      * ASan) then leaves the child a lock nobody releases, and some free()
      * in it, or in a child of it, hangs for ever. Once in the loop, the
      * thread touches memory only under the engine lock, which fork takes
-     * first (hooks/forking.c). */
-    /* Running from now on: another thread that takes the lock while this
-     * one waits must add its connection, not start a second engine. */
+     * first (hooks/forking.c). Running from now on: another thread that
+     * takes the lock while this one waits must add its connection, not
+     * start a second engine. */
     nl_engine.running = true;
     nl_engine.thread_in = false;
     while (!nl_engine.thread_in)

@@ -194,13 +194,6 @@ int nl_engine_relocate_fd(int fd)
     return r;
 }
 
-/* exec: a relay process keeps serving.
- *
- * fork() a child that keeps every connection (the child handler sees
- * relay_forking), drops every descriptor that is not the engine's (so it
- * holds no copy of the program's ends), rebuilds its own epoll set and runs
- * the loop until the last connection ends. The parent forgets the
- * connections without closing them on the wire, then execs. */
 /* The relay is a copy of the program, with its signal handlers: a
  * handler that only sets the program's flag ("stop at the next loop")
  * would leave the relay deaf to SIGTERM forever, since no loop of the
@@ -234,6 +227,13 @@ static void relay_default_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* exec: a relay process keeps serving.
+ *
+ * fork() a child that keeps every connection (the child handler sees
+ * relay_forking), drops every descriptor that is not the engine's (so it
+ * holds no copy of the program's ends), rebuilds its own epoll set and runs
+ * the loop until the last connection ends. The parent forgets the
+ * connections without closing them on the wire, then execs. */
 static void relay_main(bool keep_listeners, bool at_exec)
 {
     relay_default_signals();

@@ -193,32 +193,8 @@ EOF
 
 # ------------------------------------------------------------------ probe
 
-# stunnel_chain: PORT (outer CA) -> PORT2 (inner CA) -> PORT3 http.server.
-stunnel_chain() {
-    need_cmd stunnel openssl
-    PORT=$(free_port) PORT2=$(free_port) PORT3=$(free_port)
-    mkdir -p www
-    serve_http http "$PORT3" www
-    start_stunnel inner <<'EOF'
-[inner]
-accept = 127.0.0.1:@PORT2@
-connect = 127.0.0.1:@PORT3@
-cert = @CERTS@/inner-server.pem
-key = @CERTS@/inner-server.key
-EOF
-    wait_for_port "$PORT2"
-    start_stunnel outer <<'EOF'
-[outer]
-accept = 127.0.0.1:@PORT@
-connect = 127.0.0.1:@PORT2@
-cert = @CERTS@/outer-server.pem
-key = @CERTS@/outer-server.key
-EOF
-    wait_for_port "$PORT"
-}
-
 @test "probe --json: a two-layer stunnel chain parses, with the documented members, every layer verified" {
-    stunnel_chain
+    start_stunnel_chain
     client_policy client.yaml "$PORT" outer inner
     run --separate-stderr "$NESTLS" probe --json -p "$POLICY" "127.0.0.1:$PORT"
     assert_ok
@@ -245,7 +221,7 @@ EOF
 }
 
 @test "probe --json: a wrong inner CA sets error naming layer 2, exit 1" {
-    stunnel_chain
+    start_stunnel_chain
     run --separate-stderr "$NESTLS" probe --json --layer "ca=$CERTS/outer-ca.pem" \
         --layer "ca=$CERTS/outer-ca.pem" "127.0.0.1:$PORT"
     assert_failure 1

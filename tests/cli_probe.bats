@@ -12,31 +12,6 @@ setup() {
     cd "$BATS_TEST_TMPDIR"
 }
 
-# stunnel_chain: two chained stunnel servers, as in engine_stunnel.bats:
-#   PORT (outer CA certificate) -> PORT2 (inner CA certificate) -> PORT3 http.server
-# so that a probe of 127.0.0.1:PORT meets two independent TLS layers.
-stunnel_chain() {
-    PORT=$(free_port) PORT2=$(free_port) PORT3=$(free_port)
-    mkdir -p www
-    serve_http http "$PORT3" www
-    start_stunnel inner <<'EOF'
-[inner]
-accept = 127.0.0.1:@PORT2@
-connect = 127.0.0.1:@PORT3@
-cert = @CERTS@/inner-server.pem
-key = @CERTS@/inner-server.key
-EOF
-    wait_for_port "$PORT2"
-    start_stunnel outer <<'EOF'
-[outer]
-accept = 127.0.0.1:@PORT@
-connect = 127.0.0.1:@PORT2@
-cert = @CERTS@/outer-server.pem
-key = @CERTS@/outer-server.key
-EOF
-    wait_for_port "$PORT"
-}
-
 # section N: the lines of the last output from "layer N (" up to the next
 # layer or the result line.
 section() {
@@ -46,7 +21,7 @@ section() {
 # ------------------------------------------------------------ two layers
 
 @test "probe -p reports both layers of a two-layer stunnel chain and exits 0" {
-    stunnel_chain
+    start_stunnel_chain
     client_policy client.yaml "$PORT" outer inner
     run --separate-stderr "$NESTLS" probe -p "$POLICY" "127.0.0.1:$PORT"
     assert_ok
@@ -76,7 +51,7 @@ section() {
 }
 
 @test "probe --layer takes the stack from the command line; a name is verified and sent as SNI" {
-    stunnel_chain
+    start_stunnel_chain
     run --separate-stderr "$NESTLS" probe --layer "ca=$CERTS/outer-ca.pem" \
         --layer "ca=$CERTS/inner-ca.pem" "localhost:$PORT"
     assert_ok
@@ -86,7 +61,7 @@ section() {
 }
 
 @test "probe exits 1 naming layer 2 when the inner layer trusts the wrong CA" {
-    stunnel_chain
+    start_stunnel_chain
     run --separate-stderr "$NESTLS" probe --layer "ca=$CERTS/outer-ca.pem" \
         --layer "ca=$CERTS/outer-ca.pem" "127.0.0.1:$PORT"
     assert_failure 1
@@ -100,7 +75,7 @@ section() {
 }
 
 @test "probe exits 1 naming layer 1 when the outer CA is wrong, and layer 2 never starts" {
-    stunnel_chain
+    start_stunnel_chain
     client_policy client.yaml "$PORT" inner inner
     run --separate-stderr "$NESTLS" probe -p "$POLICY" "127.0.0.1:$PORT"
     assert_failure 1

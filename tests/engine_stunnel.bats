@@ -16,24 +16,7 @@ setup() {
 
 @test "a wrapped two-layer curl gets a file through two stunnel servers (outer, then inner) to a plain http.server" {
     # curl (nestls: outer+inner) -> PORT stunnel outer -> PORT2 stunnel inner -> PORT3 http.server
-    PORT=$(free_port) PORT2=$(free_port) PORT3=$(free_port)
-    serve_http http "$PORT3" www
-    start_stunnel inner <<'EOF'
-[inner]
-accept = 127.0.0.1:@PORT2@
-connect = 127.0.0.1:@PORT3@
-cert = @CERTS@/inner-server.pem
-key = @CERTS@/inner-server.key
-EOF
-    wait_for_port "$PORT2"
-    start_stunnel outer <<'EOF'
-[outer]
-accept = 127.0.0.1:@PORT@
-connect = 127.0.0.1:@PORT2@
-cert = @CERTS@/outer-server.pem
-key = @CERTS@/outer-server.key
-EOF
-    wait_for_port "$PORT"
+    start_stunnel_chain
     client_policy client.yaml "$PORT" outer inner
 
     run --separate-stderr nestls_run "$POLICY" curl -sS --max-time 60 -o got.bin \

@@ -46,6 +46,34 @@ start_stunnel() {
     start_bg "$name" stunnel "$conf"
 }
 
+# start_stunnel_chain: two chained stunnel servers in front of a plain
+# http.server for the test's www/ (made if missing):
+#   127.0.0.1:PORT (outer CA) -> PORT2 (inner CA) -> PORT3 http.server
+# so that a client of PORT meets two independent TLS layers. Sets PORT,
+# PORT2 and PORT3; returns once all three listen.
+start_stunnel_chain() {
+    need_cmd stunnel
+    PORT=$(free_port) PORT2=$(free_port) PORT3=$(free_port)
+    mkdir -p "$BATS_TEST_TMPDIR/www"
+    serve_http http "$PORT3" "$BATS_TEST_TMPDIR/www"
+    start_stunnel inner <<'EOS'
+[inner]
+accept = 127.0.0.1:@PORT2@
+connect = 127.0.0.1:@PORT3@
+cert = @CERTS@/inner-server.pem
+key = @CERTS@/inner-server.key
+EOS
+    wait_for_port "$PORT2"
+    start_stunnel outer <<'EOS'
+[outer]
+accept = 127.0.0.1:@PORT@
+connect = 127.0.0.1:@PORT2@
+cert = @CERTS@/outer-server.pem
+key = @CERTS@/outer-server.key
+EOS
+    wait_for_port "$PORT"
+}
+
 # serve_http NAME PORT DIR [POLICY]: python3 -m http.server for DIR on
 # 127.0.0.1:PORT, under `nestls run -p POLICY` when POLICY is given.
 serve_http() {

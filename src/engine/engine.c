@@ -70,7 +70,9 @@ void nl_engine_set_interest(struct nl_conn_end *e)
 {
     if (e->fd < 0)
         return;
-    bool want = !(e == &e->conn->app && e->conn->app_gone);
+    /* A program that closed its end: nothing more to hear from it. (A
+     * listener's ends, engine/listener.c, have no connection.) */
+    bool want = !(e->conn && e == &e->conn->app && e->conn->app_gone);
     struct epoll_event ev = {.events = e->events, .data.ptr = e};
     if (!want) {
         if (e->registered)

@@ -65,14 +65,8 @@ static struct nl_listener *dead; /* closed during this batch of events */
 
 static void set_interest(struct nl_conn_end *e, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = e};
-    if (!e->registered) {
-        if (nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, e->fd, &ev) == 0)
-            e->registered = true;
-    } else if (e->last_events != events) {
-        nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_MOD, e->fd, &ev);
-    }
-    e->last_events = events;
+    e->events = events;
+    nl_engine_set_interest(e);
 }
 
 static size_t in_flight_cap(void)

@@ -402,21 +402,35 @@ static int take(struct nl_listener *l, int fd)
     if (action == NL_ACTION_WRAP)
         return take_wrapped(l, tcp, rule);
     if (action == NL_ACTION_PASSTHROUGH) {
-        nl_debug("%s%s%s: server %s passed through in plaintext", rule ? "rule '" : "default action",
-                 rule ? rule->name : "", rule ? "'" : "", l->where);
+        nl_log_server_unwrapped(rule, false, l->where, NULL);
         take_plain(l, tcp);
         return 0;
     }
     struct sockaddr_storage peer;
     socklen_t peer_len = sizeof(peer);
-    char a[80], b[80] = "?";
+    char a[80];
     nl_format_addr((struct sockaddr *)&local, a, sizeof(a));
-    if (nl_real.getpeername(tcp, (struct sockaddr *)&peer, &peer_len) == 0)
-        nl_format_addr((struct sockaddr *)&peer, b, sizeof(b));
-    nl_warn("%s%s%s: server %s <- %s denied", rule ? "rule '" : "default action", rule ? rule->name : "",
-            rule ? "'" : "", a, b);
+    bool known = nl_real.getpeername(tcp, (struct sockaddr *)&peer, &peer_len) == 0;
+    nl_log_server_unwrapped(rule, true, a, known ? (struct sockaddr *)&peer : NULL);
     close_guarded(&tcp);
     return 0;
+}
+
+void nl_log_server_unwrapped(const struct nl_rule *rule, bool denied, const char *local,
+                             const struct sockaddr *peer)
+{
+    if (!denied && !nl_log_enabled(NL_LOG_DEBUG))
+        return;
+    const char *open = rule ? "rule '" : "default action", *name = rule ? rule->name : "",
+               *close = rule ? "'" : "";
+    if (!denied) {
+        nl_debug("%s%s%s: server %s passed through in plaintext", open, name, close, local);
+        return;
+    }
+    char b[80] = "?";
+    if (peer != NULL)
+        nl_format_addr(peer, b, sizeof(b));
+    nl_warn("%s%s%s: server %s <- %s denied", open, name, close, local, b);
 }
 
 static bool out_of_resources(int err)

@@ -51,6 +51,14 @@ void nl_listener_event(struct nl_conn_end *e, uint32_t events, uint64_t now_ms);
 void nl_listener_settle(struct nl_conn *c);
 /* Free the listeners closed during the last batch of events. */
 void nl_listeners_reap(void);
+/* One line for a server connection the policy did not wrap: denied (warn)
+ * or passed through (debug); rule NULL means the default action. local
+ * is the address to name, peer may be NULL. Also the late road's
+ * (hooks/accept.c). */
+struct nl_rule;
+struct sockaddr;
+void nl_log_server_unwrapped(const struct nl_rule *rule, bool denied, const char *local,
+                             const struct sockaddr *peer);
 /* Earliest time a paused listener tries accept again, or 0. */
 uint64_t nl_listeners_due(void);
 void nl_listeners_run_due(uint64_t now_ms);

@@ -257,21 +257,15 @@ int nl_accept_road(int listener, struct sockaddr *addr, socklen_t *addrlen, int 
     struct nl_decision d = nl_decide(NL_ROLE_SERVER, (struct sockaddr *)&local, NULL);
     if (d.action == NL_ACTION_WRAP)
         return wrap_accepted(conn, family, d.rule, addr, addrlen, flags);
-    if (d.action == NL_ACTION_DENY) {
-        char a[80], b[80];
+    if (d.action == NL_ACTION_DENY || nl_log_enabled(NL_LOG_DEBUG)) {
+        char a[80];
         nl_format_addr((struct sockaddr *)&local, a, sizeof(a));
-        nl_format_addr((struct sockaddr *)&peer, b, sizeof(b));
-        nl_warn("%s%s%s: server %s <- %s denied", d.rule ? "rule '" : "default action",
-                d.rule ? d.rule->name : "", d.rule ? "'" : "", a, b);
+        nl_log_server_unwrapped(d.rule, d.action == NL_ACTION_DENY, a, (struct sockaddr *)&peer);
+    }
+    if (d.action == NL_ACTION_DENY) {
         nl_real.close(conn);
         errno = ECONNABORTED; /* what accept reports for a connection gone before use */
         return -1;
-    }
-    if (d.action == NL_ACTION_PASSTHROUGH && nl_log_enabled(NL_LOG_DEBUG)) {
-        char a[80];
-        nl_format_addr((struct sockaddr *)&local, a, sizeof(a));
-        nl_debug("%s%s%s: server %s passed through in plaintext", d.rule ? "rule '" : "default action",
-                 d.rule ? d.rule->name : "", d.rule ? "'" : "", a);
     }
 as_is:
     return give_to_program(conn, flags, false, &peer, peer_len, addr, addrlen);

@@ -28,3 +28,28 @@ EOF
     assert_ok
     assert_output "{'SSLCertVerificationError': 40}"
 }
+
+@test "a program's server-side TLS failure still sends its alert under nestls (40 rounds, both roles wrapped in two layers)" {
+    # The server's own error sits in its thread's OpenSSL queue when it
+    # writes the alert: nestls's direct write must neither clear it nor
+    # read it as a failure of a layer (which cut the connection). Two
+    # layers, because then the direct write also reads between layers,
+    # where "no more records yet" is a want that SSL_get_error() turns
+    # into a failure when the queue holds an older error.
+    write_policy both.yaml <<'EOF2'
+version: 1
+rules:
+  - name: loopback
+    match: {address: 127.0.0.1}
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+        cert: @CERTS@/outer-server.pem
+        key: @CERTS@/outer-server.key
+      - ca: @CERTS@/inner-ca.pem
+        cert: @CERTS@/inner-server.pem
+        key: @CERTS@/inner-server.key
+EOF2
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 "$HELPERS/own_tls_errors.py" 40 server
+    assert_ok
+    assert_output "{'SSLError': 40}"
+}

@@ -67,12 +67,12 @@ ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
         bool was_trimmed = c->trimmed;
         nl_err_program_begin(); /* the program's OpenSSL errors stay its own */
         taken = nl_conn_write_direct(c, buf, len, nl_now_ms());
-        nl_err_program_end();
         if (was_trimmed)
             nl_engine_wake();
         if (c->state == NL_CONN_DONE)
             nl_engine.epoch++; /* the engine thread may hold events for it */
-        nl_engine_settle(c);
+        nl_engine_settle(c); /* may free the layers' SSL objects */
+        nl_err_program_end();
     }
     nl_mutex_unlock(&nl_engine.lock);
     return taken;

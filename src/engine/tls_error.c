@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -161,26 +162,77 @@ int nl_tls_describe_failure(SSL *ssl, int ssl_err, const struct nl_layer *cfg, e
     return EPROTO;
 }
 
-__thread bool nl_err_on_program_thread;
+/* The program's own errors, set aside while nestls works on its thread.
+ * SSL_get_error() reads the oldest error in the queue, so an error the
+ * program left there (a failed handshake of its own, say) would turn
+ * nestls's next "want read" into a failure of the layer: the queue must
+ * be empty while nestls uses it, and be the program's again afterwards. */
+struct set_aside {
+    unsigned long code;
+    const char *file, *func; /* OpenSSL's: static strings */
+    int line;
+    char *data; /* NULL when the error had none */
+};
+
+static __thread struct set_aside *aside;
+static __thread size_t aside_count;
+
+static void set_aside_program_errors(void)
+{
+    struct set_aside taken[16]; /* ERR_NUM_ERRORS: the queue holds no more */
+    size_t n = 0;
+    const char *file, *func, *data;
+    int line, flags;
+    unsigned long e;
+    while (n < sizeof(taken) / sizeof(taken[0]) &&
+           (e = ERR_get_error_all(&file, &line, &func, &data, &flags)) != 0) {
+        /* The data stays in the queue's slot only until the slot is
+         * reused: copy it now. */
+        char *copy = (flags & ERR_TXT_STRING) ? strdup(data) : NULL;
+        taken[n++] = (struct set_aside){e, file, func, line, copy};
+    }
+    ERR_clear_error();
+    if (n == 0)
+        return;
+    aside = malloc(n * sizeof(*aside));
+    if (aside == NULL) { /* no memory: the errors are lost, not misread */
+        for (size_t k = 0; k < n; k++)
+            free(taken[k].data);
+        return;
+    }
+    memcpy(aside, taken, n * sizeof(*aside));
+    aside_count = n;
+}
+
+static void restore_program_errors(void)
+{
+    ERR_clear_error();
+    for (size_t k = 0; k < aside_count; k++) {
+        struct set_aside *a = &aside[k];
+        ERR_new();
+        ERR_set_debug(a->file, a->line, a->func);
+        if (a->data != NULL)
+            ERR_set_error(ERR_GET_LIB(a->code), ERR_GET_REASON(a->code), "%s", a->data);
+        else
+            ERR_set_error(ERR_GET_LIB(a->code), ERR_GET_REASON(a->code), NULL);
+        free(a->data);
+    }
+    free(aside);
+    aside = NULL;
+    aside_count = 0;
+}
 
 void nl_err_program_begin(void)
 {
-    nl_err_on_program_thread = true;
-    ERR_set_mark();
+    set_aside_program_errors();
 }
 
 void nl_err_program_end(void)
 {
-    ERR_pop_to_mark();
-    nl_err_on_program_thread = false;
+    restore_program_errors();
 }
 
 void nl_err_clear(void)
 {
-    if (!nl_err_on_program_thread) {
-        ERR_clear_error();
-        return;
-    }
-    ERR_pop_to_mark(); /* ours only, then a new mark for what comes next */
-    ERR_set_mark();
+    ERR_clear_error();
 }

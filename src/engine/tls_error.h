@@ -34,9 +34,9 @@ void nl_tls_verified(SSL *ssl, const struct nl_layer *cfg, enum nl_role role, ch
 /* OpenSSL's error queue is per thread, and a program that uses OpenSSL
  * itself keeps its own errors there. The engine thread's queue is nestls's
  * alone; but a direct write runs the onion on the program's thread, so
- * there nestls only ever removes what it added: nl_err_program_begin sets
- * a mark, nl_err_clear clears down to it, nl_err_program_end pops it. */
-extern __thread bool nl_err_on_program_thread;
+ * there nl_err_program_begin sets the program's errors aside (the queue
+ * must be empty for SSL_get_error to tell a failure from a wait) and
+ * nl_err_program_end puts them back, with their text, in their order. */
 void nl_err_program_begin(void);
 void nl_err_program_end(void);
 void nl_err_clear(void);

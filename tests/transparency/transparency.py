@@ -650,6 +650,12 @@ def main():
             if not os.path.exists(f):
                 sys.exit(f"transparency: {f} is missing (make BUILD={opts.build})")
         os.makedirs(opts.out, exist_ok=True)
+        # Started in the background by a shell, we inherit SIGINT ignored,
+        # and so would every test (test_signal and test_threading's
+        # KeyboardInterrupt tests then fail): the outcomes must not depend
+        # on how the target was started.
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         modules = opts.modules.split(",")
         ways = opts.ways.split(",")
         print(f"transparency: {len(modules)} modules, ways {', '.join(ways)}, "

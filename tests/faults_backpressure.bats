@@ -96,3 +96,31 @@ check_peer_got_it() {
     assert_log "$(cat flood.err)" "^nestls\[$pid\] info: rule 'server': server $IP4:$PORT <- $ADDR closed: sent $TOTAL B, received 0 B in .* \(clean\)$"
     check_peer_got_it 1
 }
+
+@test "a program that shrinks its buffers to 4 KiB (listener SO_RCVBUF, client SO_SNDBUF) has its writes stop after < 256 KiB, both roles wrapped" {
+    # Bare TCP stops at about 12 KiB. Under nestls the bytes also wait in
+    # the engine's TCP socket, its end of the server's socket pair and the
+    # layers: each takes the size the program asked for (was: 3 MiB
+    # taken, and asyncio's sendfile tests saw no error when the peer
+    # closed after 1 KiB of 256 KiB).
+    write_policy both.yaml <<'EOF2'
+version: 1
+rules:
+  - name: loopback
+    match: {address: 127.0.0.1}
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+        cert: @CERTS@/outer-server.pem
+        key: @CERTS@/outer-server.key
+      - ca: @CERTS@/inner-ca.pem
+        cert: @CERTS@/inner-server.pem
+        key: @CERTS@/inner-server.key
+EOF2
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 "$HELPERS/small_buffers.py"
+    assert_ok
+    [[ $output =~ ^taken_kib\ ([0-9]+)\ accepted_rcvbuf\ ([0-9]+)$ ]] || fail "unexpected output: $output"
+    (( BASH_REMATCH[1] < 256 )) || fail "the program's writes took ${BASH_REMATCH[1]} KiB"
+    (( BASH_REMATCH[1] >= 4 )) || fail "the program's writes took only ${BASH_REMATCH[1]} KiB"
+    # The accepted socket reports the size it inherited, as TCP's would.
+    assert_equal "${BASH_REMATCH[2]}" 8192
+}

@@ -33,6 +33,9 @@ struct nl_sock {
     bool listener;                   /* a listening descriptor the engine serves
                                         (hooks/listen.c); tcp_fd is the TCP
                                         listener while this process has it */
+    int rcvbuf, sndbuf;              /* a listener's SO_RCVBUF/SO_SNDBUF as the
+                                        program set them (0: never), for the
+                                        socket pairs of what it accepts */
     void *engine_conn;               /* the engine's connection, or NULL */
     dev_t dev;                       /* identity of the program's end */
     ino_t ino;

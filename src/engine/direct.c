@@ -1,11 +1,13 @@
 /* The program's own threads entering the engine: a direct write (encrypt
  * and send in the calling thread), a half-close, a close before the
- * layers are up. Each takes the engine's lock, so the engine thread and
- * the program never touch a connection at once. */
+ * layers are up, a buffer size. Each takes the engine's lock, so the
+ * engine thread and the program never touch a connection at once. */
 #include <errno.h>
+#include <sys/socket.h>
 
 #include "common/fdtable.h"
 #include "common/locking.h"
+#include "common/real.h"
 #include "common/util.h"
 #include "engine/engine.h"
 #include "engine/engine_state.h"
@@ -44,6 +46,27 @@ int nl_engine_half_close(struct nl_sock *s)
     }
     nl_mutex_unlock(&nl_engine.lock);
     return found;
+}
+
+int nl_engine_size_buffer(struct nl_sock *s, int name, int bytes)
+{
+    int kept = 0;
+    if (!nl_engine.running)
+        return 0;
+    nl_mutex_lock(&nl_engine.lock);
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    if (c != NULL && name == SO_RCVBUF && c->app.fd >= 0 && !c->app.retired)
+        nl_real.setsockopt(c->app.fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+    if (c != NULL && bytes > 0 && (size_t)bytes < c->onion.cap)
+        nl_onion_limit(&c->onion, (size_t)bytes); /* the layers hold no more either */
+    if (c != NULL && name == SO_SNDBUF && c->prog_hold >= 0 && c->prog_sndbuf > 0) {
+        c->prog_sndbuf = bytes;
+        kept = 1;
+    }
+    nl_mutex_unlock(&nl_engine.lock);
+    return kept;
 }
 
 ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)

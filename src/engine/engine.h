@@ -82,6 +82,16 @@ void nl_engine_program_closed(struct nl_sock *s);
  * when handled, 0 when no live connection of this process matches. */
 int nl_engine_half_close(struct nl_sock *s);
 
+/* The program sized a buffer of a wrapped socket this engine serves
+ * (SO_RCVBUF or SO_SNDBUF, `bytes` as it passed them). SO_RCVBUF: bytes
+ * bound for the program queue in the engine's end of the socket pair, so
+ * that end's send buffer gets the same size; either way the layers hold
+ * no more than that per layer (nl_onion_limit). SO_SNDBUF while the engine
+ * holds the program's end unwritable (a connect whose layers are not up):
+ * kept for the moment it lets go, and 1 is returned (the caller must not
+ * set it now); otherwise 0. */
+int nl_engine_size_buffer(struct nl_sock *s, int name, int bytes);
+
 /* Move an engine descriptor off `fd` (the program wants that number).
  * Returns 0, or -1 when fd is not the engine's or cannot be moved. */
 int nl_engine_relocate_fd(int fd);

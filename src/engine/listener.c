@@ -320,6 +320,26 @@ static void take_plain(struct nl_listener *l, int tcp)
     l->in_flight++;
 }
 
+/* The program sized the listener's buffers (hooks/sockopt.c): the TCP
+ * connection inherited them, and the socket pair gets them too, so that
+ * bytes bound for the program wait in no more room than it asked for.
+ * Returns the smaller size it set (the layers' limit), or 0. */
+static int size_like_listener(const struct nl_listener *l, int prog, int app)
+{
+    nl_sock_lock();
+    int rcvbuf = l->sock->rcvbuf, sndbuf = l->sock->sndbuf;
+    nl_sock_unlock();
+    if (rcvbuf > 0) {
+        nl_real.setsockopt(prog, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+        nl_real.setsockopt(app, SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof(rcvbuf));
+    }
+    if (sndbuf > 0)
+        nl_real.setsockopt(prog, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    if (rcvbuf > 0 && (sndbuf <= 0 || rcvbuf < sndbuf))
+        return rcvbuf;
+    return sndbuf > 0 ? sndbuf : 0;
+}
+
 /* Returns -1 with errno when descriptors or memory ran out (the
  * connection is closed: never handed over unwrapped). */
 static int take_wrapped(struct nl_listener *l, int tcp, const struct nl_rule *rule)
@@ -346,6 +366,7 @@ static int take_wrapped(struct nl_listener *l, int tcp, const struct nl_rule *ru
         errno = s == NULL ? ENOMEM : e;
         return -1;
     }
+    int sized = size_like_listener(l, prog, app);
     nl_sock_facts_of(tcp, s);
     s->tcp_fd = tcp;
     s->dev = st.st_dev;
@@ -371,6 +392,8 @@ static int take_wrapped(struct nl_listener *l, int tcp, const struct nl_rule *ru
         errno = e;
         return -1;
     }
+    if (sized > 0 && s->engine_conn != NULL)
+        nl_onion_limit(&((struct nl_conn *)s->engine_conn)->onion, (size_t)sized);
     l->in_flight++;
     return 0;
 }

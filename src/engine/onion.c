@@ -73,6 +73,7 @@ int nl_onion_init(struct nl_onion *o, const struct nl_rule *rule, enum nl_role r
     memset(o, 0, sizeof(*o));
     o->rule = rule;
     o->role = role;
+    o->cap = NL_ONION_CAP;
     o->failed_layer = -1;
     for (size_t i = 0; i < rule->n_layers; i++) {
         const struct nl_layer *cfg = &rule->layers[i];
@@ -122,6 +123,11 @@ void nl_onion_free(struct nl_onion *o)
     o->n = 0;
 }
 
+void nl_onion_limit(struct nl_onion *o, size_t bytes)
+{
+    o->cap = bytes < NL_ONION_MIN_CAP ? NL_ONION_MIN_CAP : bytes > NL_ONION_CAP ? NL_ONION_CAP : bytes;
+}
+
 static size_t pending(BIO *b)
 {
     return (size_t)BIO_ctrl_pending(b);
@@ -130,7 +136,7 @@ static size_t pending(BIO *b)
 size_t nl_onion_net_in_room(const struct nl_onion *o)
 {
     size_t p = pending(o->l[0].rbio);
-    return p >= NL_ONION_CAP ? 0 : NL_ONION_CAP - p;
+    return p >= o->cap ? 0 : o->cap - p;
 }
 
 void nl_onion_feed_net(struct nl_onion *o, const void *buf, size_t len)
@@ -208,7 +214,7 @@ static int wrap_outward(struct nl_onion *o, size_t i, bool force)
     unsigned char buf[TLS_MAX_FRAGMENT];
     struct nl_onion_layer *below = &o->l[i - 1];
     while (below->up && !below->sent_close && pending(o->l[i].wbio) > 0 &&
-           (force || pending(below->wbio) < NL_ONION_CAP)) {
+           (force || pending(below->wbio) < o->cap)) {
         size_t n = take_records(o->l[i].wbio, buf, fragment_for(i - 1));
         if (n == 0)
             break;
@@ -230,7 +236,7 @@ static int peel_inward(struct nl_onion *o, size_t i)
     int moved = 0;
     unsigned char buf[TLS_MAX_FRAGMENT];
     struct nl_onion_layer *l = &o->l[i];
-    while (!l->peer_closed && pending(o->l[i + 1].rbio) < NL_ONION_CAP) {
+    while (!l->peer_closed && pending(o->l[i + 1].rbio) < o->cap) {
         nl_err_clear();
         int r = SSL_read(l->ssl, buf, sizeof(buf)), err;
         switch (nl_tls_result(l->ssl, r, &err)) {
@@ -372,7 +378,7 @@ bool nl_onion_can_take_plain(const struct nl_onion *o)
         return false;
     /* Every layer between the program and the network must have room. */
     for (size_t i = 0; i < o->n; i++)
-        if (pending(o->l[i].wbio) >= NL_ONION_CAP)
+        if (pending(o->l[i].wbio) >= o->cap)
             return false;
     return true;
 }
@@ -411,7 +417,7 @@ static ssize_t take_plain(struct nl_onion *o, void *buf, size_t cap, bool peek)
         if (res != NL_TLS_WANT)
             break;
         /* The pump may peel more of the outer layers into this one (it
-         * stops at NL_ONION_CAP), and reading may have produced output (a
+         * stops at the cap), and reading may have produced output (a
          * key update answer). Only "nothing more arrived inside" means
          * "nothing to read now": the engine takes it as "everything
          * delivered" when the connection is cut. */

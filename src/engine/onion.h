@@ -18,8 +18,12 @@
 #include "policy/policy.h"
 
 /* Bytes a layer may hold before the layer feeding it stops: the bound that
- * keeps memory flat when one side is slower than the other. */
+ * keeps memory flat when one side is slower than the other. A program
+ * that shrinks its socket buffers gets a smaller one (nl_onion_limit),
+ * never below two records' worth, so that every layer can always hold a
+ * whole record. */
 #define NL_ONION_CAP (64 * 1024)
+#define NL_ONION_MIN_CAP (32 * 1024)
 
 struct nl_onion_layer {
     SSL *ssl;
@@ -34,6 +38,7 @@ struct nl_onion {
     enum nl_role role;
     size_t n;
     struct nl_onion_layer l[NL_MAX_LAYERS];
+    size_t cap;            /* NL_ONION_CAP, or less: see nl_onion_limit */
     int failed_layer;      /* -1, or the 0-based layer that failed */
     int fail_errno;        /* EACCES (verification) or EPROTO (other TLS) */
     char fail_reason[320];
@@ -44,6 +49,9 @@ struct nl_onion {
 int nl_onion_init(struct nl_onion *o, const struct nl_rule *rule, enum nl_role role,
                   const char *peer_name, const struct sockaddr *peer_addr);
 void nl_onion_free(struct nl_onion *o);
+/* Hold no more than about `bytes` per layer (kept between NL_ONION_MIN_CAP
+ * and NL_ONION_CAP): the program sized a socket buffer to that. */
+void nl_onion_limit(struct nl_onion *o, size_t bytes);
 
 /* Network side. */
 size_t nl_onion_net_in_room(const struct nl_onion *o);

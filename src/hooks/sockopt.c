@@ -16,6 +16,7 @@
 
 #include "common/fdtable.h"
 #include "common/real.h"
+#include "engine/engine.h"
 #include "hooks/export.h"
 #include "hooks/hooks.h"
 
@@ -165,11 +166,64 @@ static void note_linger(struct nl_sock *s, const void *val)
     nl_sock_unlock();
 }
 
+static bool sizes_buffer(int level, int name)
+{
+    return level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF ||
+                                   name == SO_RCVBUFFORCE || name == SO_SNDBUFFORCE);
+}
+
+/* A listener's buffer sizes are the TCP listener's (its connections
+ * inherit them); kept too for the socket pairs of the connections it
+ * hands over (engine/listener.c). */
+static int size_listener_buffer(struct nl_sock *s, int name, const void *val, socklen_t len)
+{
+    int r = on_tcp_socket(s, 1, SOL_SOCKET, name, (void *)val, NULL, len);
+    if (r != 0)
+        return r;
+    int bytes;
+    memcpy(&bytes, val, sizeof(bytes)); /* the kernel took it: an int is there */
+    nl_sock_lock();
+    if (name == SO_RCVBUF || name == SO_RCVBUFFORCE)
+        s->rcvbuf = bytes;
+    else
+        s->sndbuf = bytes;
+    nl_sock_unlock();
+    return 0;
+}
+
+/* A program that shrinks its buffers counts on its peer, or itself,
+ * blocking after that many bytes (asyncio's sendfile tests do). Between
+ * the program and the wire the bytes also wait in the engine's TCP socket
+ * and, inbound, in the engine's end of the socket pair: each gets the
+ * size the program asked for, besides the program's own end. */
+static int size_buffer(struct nl_sock *s, int fd, int name, const void *val, socklen_t len)
+{
+    if (val == NULL || len < (socklen_t)sizeof(int))
+        return nl_real.setsockopt(fd, SOL_SOCKET, name, val, len); /* the kernel's EINVAL/EFAULT */
+    int bytes, base = (name == SO_RCVBUF || name == SO_RCVBUFFORCE) ? SO_RCVBUF : SO_SNDBUF;
+    memcpy(&bytes, val, sizeof(bytes));
+    bool kept = base == SO_SNDBUF && nl_engine_size_buffer(s, SO_SNDBUF, bytes);
+    if (!kept && nl_real.setsockopt(fd, SOL_SOCKET, name, val, len) != 0)
+        return -1;
+    int saved = errno;
+    on_tcp_socket(s, 1, SOL_SOCKET, name, (void *)val, NULL, len); /* gone: nothing to size */
+    if (base == SO_RCVBUF)
+        nl_engine_size_buffer(s, SO_RCVBUF, bytes);
+    errno = saved;
+    return 0;
+}
+
 static int nl_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     if (!applies_to_tcp(level, name) && !nl_wrapped_maybe(fd))
         return nl_real.setsockopt(fd, level, name, val, len);
     struct nl_sock *s = nl_wrapped_get(fd);
+    if (s != NULL && sizes_buffer(level, name)) {
+        int r = s->listener ? size_listener_buffer(s, name, val, len)
+                            : size_buffer(s, fd, name, val, len);
+        nl_sock_put(s);
+        return r;
+    }
     if (s == NULL || (!applies_to_tcp(level, name) && !listener_option_on_tcp(s, level, name))) {
         int r = nl_real.setsockopt(fd, level, name, val, len);
         if (s && r == 0 && level == SOL_SOCKET && name == SO_LINGER)

@@ -112,7 +112,9 @@ static bool transfer(struct nl_onion *from, struct nl_onion *to, size_t len, siz
     return got == len;
 }
 
-static void layers_nest_for(size_t n, size_t chunk)
+/* limit: 0, or what nl_onion_limit gets on both sides once they are up
+ * (a program that shrank its socket buffers). */
+static void layers_nest_limited(size_t n, size_t chunk, size_t limit)
 {
     struct nl_policy *p = policy_with_layers(n, NULL);
     CHECK(p != NULL, "policy with %zu layers did not load", n);
@@ -120,6 +122,10 @@ static void layers_nest_for(size_t n, size_t chunk)
     bool up = connect_pair(p, &c, &s, chunk);
     CHECK_SOFT(up, "%zu layers: handshake did not complete (client failed at layer %d: %s)", n,
                c.failed_layer + 1, c.fail_reason);
+    if (up && limit > 0) {
+        nl_onion_limit(&c, limit);
+        nl_onion_limit(&s, limit);
+    }
     if (up) {
         CHECK_SOFT(transfer(&c, &s, 1 << 20, chunk), "%zu layers: client->server bytes differ", n);
         CHECK_SOFT(transfer(&s, &c, 300000, chunk), "%zu layers: server->client bytes differ", n);
@@ -129,10 +135,16 @@ static void layers_nest_for(size_t n, size_t chunk)
     nl_policy_free(p);
 }
 
+static void layers_nest_for(size_t n, size_t chunk) { layers_nest_limited(n, chunk, 0); }
+
 static void one_layer_carries_bytes_both_ways(void) { layers_nest_for(1, 65536); }
 static void two_layers_carry_bytes_both_ways(void) { layers_nest_for(2, 65536); }
 static void three_layers_with_tiny_network_chunks(void) { layers_nest_for(3, 7); }
 static void eight_layers_carry_bytes_both_ways(void) { layers_nest_for(8, 4096); }
+/* At the smallest limit (a program's 4 KiB buffers) bytes still flow
+ * through three layers, whatever the segmentation. */
+static void smallest_limit_carries_bytes_in_big_chunks(void) { layers_nest_limited(3, 65536, 1); }
+static void smallest_limit_carries_bytes_in_tiny_chunks(void) { layers_nest_limited(3, 7, 1); }
 
 static void close_all_gives_the_peer_a_clean_eof(void)
 {
@@ -267,6 +279,8 @@ int main(void)
     RUN(two_layers_carry_bytes_both_ways);
     RUN(three_layers_with_tiny_network_chunks);
     RUN(eight_layers_carry_bytes_both_ways);
+    RUN(smallest_limit_carries_bytes_in_big_chunks);
+    RUN(smallest_limit_carries_bytes_in_tiny_chunks);
     RUN(close_all_gives_the_peer_a_clean_eof);
     RUN(outer_close_before_inner_is_a_cut);
     RUN(untrusted_inner_layer_fails_at_layer_two);

@@ -93,3 +93,18 @@ EOF2
         cmp -s data reply || fail "round $i: the reply differs from what was sent"
     done
 }
+
+@test "a client with a socket timeout that sends 5 KiB right after connect() has it all taken by send(), 100 rounds" {
+    # Python's connect() with a timeout returns when the socket turns
+    # writable: when the layers are up and the engine lets go of the
+    # program's end. The end's send buffer must be back to its size
+    # before that; it was given back just after, and a send() in between
+    # took 4 KiB of 5 (asyncio's test_server client then waited forever
+    # for a reply to a line that never ended).
+    both_ends_policy 127.0.0.1
+    nestls_bg server "$POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
+    wait_for_match server.out '^port '
+    run --separate-stderr nestls_run "$POLICY" timeout 120 python3 "$HELPERS/send_after_connect.py" 127.0.0.1 "$PORT" 100
+    assert_ok
+    assert_output "short 0 echoed 100"
+}

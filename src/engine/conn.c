@@ -127,15 +127,11 @@ void nl_conn_close_retired(struct nl_conn *c)
 
 /* Our copy of the program's end (hooks/connect.c) is a guarded engine
  * descriptor like the others: it leaves the guard table when it closes,
- * or the program could never close a file that later gets its number.
- * give_back: restore the program end's send buffer first. */
-static void drop_prog_hold(struct nl_conn *c, bool give_back)
+ * or the program could never close a file that later gets its number. */
+static void drop_prog_hold(struct nl_conn *c)
 {
     if (c->prog_hold < 0)
         return;
-    if (give_back && c->prog_sndbuf > 0)
-        nl_real.setsockopt(c->prog_hold, SOL_SOCKET, SO_SNDBUF, &c->prog_sndbuf,
-                           sizeof(c->prog_sndbuf));
     nl_guard_remove(c->prog_hold);
     nl_real.close(c->prog_hold);
     c->prog_hold = -1;
@@ -151,7 +147,7 @@ void nl_conn_free(struct nl_conn *c)
     nl_sock_unlock();
     close_end(&c->tcp);
     close_end(&c->app);
-    drop_prog_hold(c, false);
+    drop_prog_hold(c);
     deliver_answer(c);
     nl_onion_free(&c->onion);
     if (c->sock)
@@ -165,6 +161,13 @@ void nl_conn_free(struct nl_conn *c)
  * its send buffer back, so poll() reports "connected" exactly then. */
 static void release_program_end(struct nl_conn *c)
 {
+    /* The send buffer first: the end turns writable as the filler goes,
+     * and a write in between would meet the smallest buffer there is (a
+     * short count, which a non-blocking writer such as Python's send()
+     * with a timeout hands to a program that may never retry). */
+    if (c->prog_hold >= 0 && c->prog_sndbuf > 0)
+        nl_real.setsockopt(c->prog_hold, SOL_SOCKET, SO_SNDBUF, &c->prog_sndbuf,
+                           sizeof(c->prog_sndbuf));
     unsigned char junk[4096];
     while (c->filler > 0) {
         ssize_t n = recv(c->app.fd, junk, c->filler < sizeof(junk) ? c->filler : sizeof(junk),
@@ -173,7 +176,7 @@ static void release_program_end(struct nl_conn *c)
             break;
         c->filler -= (size_t)n;
     }
-    drop_prog_hold(c, true);
+    drop_prog_hold(c);
 }
 
 /* Our copy of the program's end keeps its file open through the
@@ -186,7 +189,7 @@ static void release_program_end(struct nl_conn *c)
 void nl_conn_program_closed(struct nl_conn *c)
 {
     if (c->state < NL_CONN_OPEN)
-        drop_prog_hold(c, false);
+        drop_prog_hold(c);
 }
 
 /* The program's end says ECONNRESET once ours closes with the byte
@@ -300,7 +303,7 @@ static void established(struct nl_conn *c)
 
 void nl_conn_handed_over(struct nl_conn *c)
 {
-    drop_prog_hold(c, false);
+    drop_prog_hold(c);
 }
 
 void nl_conn_end_unclaimed(struct nl_conn *c)

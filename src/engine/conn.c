@@ -9,6 +9,8 @@
 #include "engine/conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -313,12 +315,30 @@ void nl_conn_end_unclaimed(struct nl_conn *c)
     finish(c, "its listener closed");
 }
 
+/* TCP was reset (or failed) while the connection was open. TCP's own
+ * reader still gets the bytes that arrived before the reset, then
+ * ECONNRESET; so does the program: the engine reads everything the kernel
+ * still holds (no more than the socket's receive buffer, which a reset
+ * socket no longer fills), delivers it, and only then resets the
+ * program's end (advance_close). getpeername() says ENOTCONN at once, as
+ * TCP's does. */
+static void note_tcp_error(struct nl_conn *c, int err)
+{
+    if (c->tcp_error == 0)
+        c->tcp_error = err;
+    nl_sock_lock();
+    if (c->sock)
+        c->sock->failure = err;
+    nl_sock_unlock();
+}
+
 static int read_tcp(struct nl_conn *c)
 {
     if (c->tcp_eof)
         return 0;
     unsigned char buf[NL_ONION_CAP];
-    size_t room = c->state == NL_CONN_LINGER ? sizeof(buf) : nl_onion_net_in_room(&c->onion);
+    size_t room = c->state == NL_CONN_LINGER || c->tcp_error ? sizeof(buf)
+                                                             : nl_onion_net_in_room(&c->onion);
     if (room == 0)
         return 0;
     size_t want = room < sizeof(buf) ? room : sizeof(buf);
@@ -341,6 +361,11 @@ static int read_tcp(struct nl_conn *c)
         c->tcp_eof = true;
         return 1;
     }
+    if (c->state == NL_CONN_OPEN) {
+        note_tcp_error(c, errno);
+        c->tcp_eof = true;
+        return 1;
+    }
     fail_net(c, errno);
     return -1;
 }
@@ -349,6 +374,8 @@ static int read_tcp(struct nl_conn *c)
 static int flush_to_net(struct nl_conn *c)
 {
     int moved = 0;
+    if (c->tcp_error) /* nothing reaches a reset peer: fail when delivered */
+        return 0;
     for (;;) {
         const unsigned char *data;
         size_t n = nl_onion_net_out_peek(&c->onion, &data);
@@ -489,6 +516,8 @@ static int take_from_app(struct nl_conn *c)
     unsigned char buf[NL_APP_READ];
     /* After shutdown(SHUT_WR) or at exit, "nothing left now" means EOF. */
     bool must_look = c->exiting || c->prog_shut_wr;
+    if (c->tcp_error)
+        return 0; /* the program's writes fail: advance_close */
     while (!c->app_eof && nl_onion_can_take_plain(&c->onion)) {
         ssize_t n = recv(c->app.fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0) {
@@ -547,6 +576,12 @@ static void begin_closing(struct nl_conn *c)
 /* The TCP socket's close, when it comes, sends a reset. */
 static void reset_on_close(struct nl_conn *c)
 {
+    /* The program's last bytes must go before the reset, which drops
+     * whatever TCP still holds: Nagle holds a small record while an
+     * earlier one (a session ticket, say) waits for its ACK. TCP_NODELAY
+     * sends it now. */
+    int push = 1;
+    nl_real.setsockopt(c->tcp.fd, IPPROTO_TCP, TCP_NODELAY, &push, sizeof(push));
     struct linger now = {.l_onoff = 1, .l_linger = 0};
     nl_real.setsockopt(c->tcp.fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
 }
@@ -587,6 +622,16 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
     case NL_CONN_OPEN:
         if (c->app_reset || (c->app_gone && c->app_eof && program_asked_reset(c))) {
             reset_by_program(c);
+            return 1;
+        }
+        if (c->tcp_error && c->tcp_eof) {
+            /* Deliver first (note_tcp_error), unless the program writes
+             * instead of reading: TCP would fail its write now. */
+            int written = 0;
+            if (!c->app_gone && c->app_blocked &&
+                !(ioctl(c->app.fd, FIONREAD, &written) == 0 && written > 0))
+                return 0;
+            fail_net(c, c->tcp_error);
             return 1;
         }
         if ((c->tcp_eof && !nl_onion_inner_eof(o)) || nl_onion_outer_cut(o)) {
@@ -722,7 +767,9 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
             compute_interest(c);
             return;
         }
-        if (err != 0) {
+        if (err != 0 && c->state == NL_CONN_OPEN) {
+            note_tcp_error(c, err); /* read and deliver what came before it */
+        } else if (err != 0) {
             fail_net(c, err);
             return;
         }
@@ -833,7 +880,7 @@ bool nl_conn_takes_direct(const struct nl_conn *c)
      * of its may wait in the socketpair (FIONREAD on our end), and none
      * after shutdown(SHUT_WR) or at exit is sent at all. */
     if (c->state != NL_CONN_OPEN || c->app_eof || c->app_gone || c->prog_shut_wr ||
-        c->exiting || !nl_onion_can_take_plain(&c->onion))
+        c->exiting || c->tcp_error || !nl_onion_can_take_plain(&c->onion))
         return false;
     int queued = 0;
     return ioctl(c->app.fd, FIONREAD, &queued) == 0 && queued == 0;
@@ -854,7 +901,7 @@ ssize_t nl_conn_write_direct(struct nl_conn *c, const void *buf, size_t len, uin
         if (flush_to_net(c) < 0)
             break;
     }
-    /* The pump stops when the layer below is full (NL_ONION_CAP): once
+    /* The pump stops when the layer below is full (the onion's cap): once
      * TCP has taken that, move the rest outward too, until TCP is full or
      * nothing is left; nobody else would (the engine only runs on events,
      * and this connection may have none coming). */

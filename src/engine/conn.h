@@ -72,7 +72,9 @@ struct nl_conn {
     bool app_gone;          /* program closed its end entirely */
     bool app_reset;         /* ... with bytes for it unread: end with a TCP reset */
     bool app_shut;          /* we sent EOF to the program */
-    bool tcp_eof;           /* TCP peer sent FIN */
+    bool tcp_eof;           /* TCP peer sent FIN (or TCP failed: tcp_error) */
+    int tcp_error;          /* TCP was reset (or failed) while open: reported to
+                               the program once what arrived before is delivered */
     bool exiting;           /* process exit: treat "nothing pending" as EOF */
     bool prog_shut_wr;      /* the program called shutdown(SHUT_WR) */
     uint64_t started_us;

@@ -1,8 +1,11 @@
 /* The program's own threads entering the engine: a direct write (encrypt
- * and send in the calling thread), a half-close, a close before the
- * layers are up, a buffer size. Each takes the engine's lock, so the
- * engine thread and the program never touch a connection at once. */
+ * and send in the calling thread), a half-close, a close (before the
+ * layers are up, and after: then the connection ends in the closing
+ * thread), a buffer size. Each takes the engine's lock, so the engine
+ * thread and the program never touch a connection at once. */
 #include <errno.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "common/fdtable.h"
@@ -23,6 +26,29 @@ void nl_engine_program_closed(struct nl_sock *s)
     nl_sock_unlock();
     if (c != NULL)
         nl_conn_program_closed(c);
+    nl_mutex_unlock(&nl_engine.lock);
+}
+
+void nl_engine_program_closed_up(struct nl_sock *s)
+{
+    if (!nl_engine.running)
+        return;
+    nl_mutex_lock(&nl_engine.lock);
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    struct pollfd end = {.fd = c != NULL ? c->app.fd : -1};
+    /* POLLHUP on our end: that was the program's last copy of its own. */
+    if (c != NULL && c->state == NL_CONN_OPEN && !nl_engine.frozen && !nl_engine.relay_mode &&
+        c->listener == NULL && poll(&end, 1, 0) == 1 && (end.revents & POLLHUP)) {
+        nl_err_program_begin();
+        nl_conn_run(c, &c->app, EPOLLHUP, nl_now_ms());
+        if (c->state == NL_CONN_DONE)
+            nl_engine.epoch++; /* the engine thread may hold events for it */
+        nl_engine_settle(c);
+        nl_err_program_end();
+        nl_engine_wake(); /* a linger deadline, or rounds left: its timeout changed */
+    }
     nl_mutex_unlock(&nl_engine.lock);
 }
 

@@ -70,9 +70,13 @@ void nl_engine_set_interest(struct nl_conn_end *e)
 {
     if (e->fd < 0)
         return;
-    /* A program that closed its end: nothing more to hear from it. (A
-     * listener's ends, engine/listener.c, have no connection.) */
-    bool want = !(e->conn && e == &e->conn->app && e->conn->app_gone);
+    /* A program that closed its end: nothing more to hear from it; nor
+     * from a reset TCP socket read to its end, which would report its
+     * hang-up to every epoll_wait while the program takes what came
+     * before the reset. (A listener's ends, engine/listener.c, have no
+     * connection.) */
+    bool want = !(e->conn && e == &e->conn->app && e->conn->app_gone) &&
+                !(e->conn && e == &e->conn->tcp && e->conn->tcp_error && e->conn->tcp_eof);
     struct epoll_event ev = {.events = e->events, .data.ptr = e};
     if (!want) {
         if (e->registered)

@@ -77,6 +77,15 @@ void nl_engine_exec_failed(void);
  * connect) the engine sees it and ends the connection at once. */
 void nl_engine_program_closed(struct nl_sock *s);
 
+/* The program closed a descriptor of a wrapped socket whose layers are
+ * up (after the real close). When that was its last copy, the connection
+ * ends now, in the calling thread, the way TCP's close() sends its FIN or
+ * reset before it returns: what the program wrote, then close_notify (or
+ * the reset SO_LINGER {1, 0} or unread bytes ask for) are on the wire when
+ * close() returns, for a peer that checks at once (getpeername() after a
+ * reset, say). */
+void nl_engine_program_closed_up(struct nl_sock *s);
+
 /* The program's shutdown(SHUT_WR) on a wrapped socket this engine serves:
  * relay what it wrote, then close_notify on the innermost layer. Returns 1
  * when handled, 0 when no live connection of this process matches. */

@@ -50,9 +50,10 @@ static int nl_close(int fd)
         return -1;
     }
     struct nl_sock *s = nl_wrapped_maybe(fd) ? nl_wrapped_get(fd) : NULL;
+    bool up = false;
     if (s != NULL) {
         nl_sock_lock();
-        bool up = s->established;
+        up = s->established;
         nl_sock_unlock();
         if (!up) /* maybe a connect given up: see nl_engine_program_closed */
             nl_engine_program_closed(s);
@@ -64,6 +65,8 @@ static int nl_close(int fd)
         int e = errno;
         if (s->listener) /* the last copy? then the port is free now */
             nl_engine_listener_closed(s);
+        else if (up) /* the last copy? then it ends now, as TCP's would */
+            nl_engine_program_closed_up(s);
         nl_sock_put(s);
         errno = e;
     }

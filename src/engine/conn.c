@@ -65,6 +65,12 @@ struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_
     c->handshake_timeout_ms = handshake_timeout_ms;
     nl_set_nonblock(c->tcp.fd, true);
     nl_set_nonblock(c->app.fd, true);
+    /* A program's MSG_OOB (ftplib's ABOR) marks a byte urgent on the
+     * socket pair. TLS has no urgent data: the byte goes inline, in its
+     * place, as a TCP peer with SO_OOBINLINE reads it. Left out of band,
+     * the engine never read it and the peer waited for it for ever. */
+    int oob_inline = 1;
+    nl_real.setsockopt(c->app.fd, SOL_SOCKET, SO_OOBINLINE, &oob_inline, sizeof(oob_inline));
     describe(c, spec->local, spec->peer);
     return c;
 }

@@ -182,3 +182,14 @@ EOF2
     # there in 25 of 30 rounds.
     reset_seen to-server
 }
+
+@test "a client that polls getpeername() until the server's reset shows reads the bytes sent before it at once, without EAGAIN (30 rounds)" {
+    # getpeername() can see the reset on the TCP socket before the engine
+    # thread has delivered what came ahead of it: it delivers them first
+    # (before: EAGAIN on the first recv() in most rounds).
+    reset_seen to-client-spin
+}
+
+@test "a server that polls getpeername() until the client's reset shows reads the bytes sent before it at once, without EAGAIN (30 rounds)" {
+    reset_seen to-server-spin
+}

@@ -29,26 +29,54 @@ void nl_engine_program_closed(struct nl_sock *s)
     nl_mutex_unlock(&nl_engine.lock);
 }
 
+/* The engine's lock is held and the connection is open: run it here, as
+ * the engine thread would after `events` on `end`. */
+static void run_here(struct nl_conn *c, struct nl_conn_end *end, uint32_t events)
+{
+    nl_err_program_begin();
+    nl_conn_run(c, end, events, nl_now_ms());
+    if (c->state == NL_CONN_DONE)
+        nl_engine.epoch++; /* the engine thread may hold events for it */
+    nl_engine_settle(c);
+    nl_err_program_end();
+    nl_engine_wake(); /* a linger deadline, or rounds left: its timeout changed */
+}
+
+/* The connection of s, open and this engine thread's to run, or NULL. */
+static struct nl_conn *open_conn(struct nl_sock *s)
+{
+    nl_sock_lock();
+    struct nl_conn *c = s->engine_conn;
+    nl_sock_unlock();
+    if (c == NULL || c->state != NL_CONN_OPEN || nl_engine.frozen || nl_engine.relay_mode ||
+        c->listener != NULL)
+        return NULL;
+    return c;
+}
+
 void nl_engine_program_closed_up(struct nl_sock *s)
 {
     if (!nl_engine.running)
         return;
     nl_mutex_lock(&nl_engine.lock);
-    nl_sock_lock();
-    struct nl_conn *c = s->engine_conn;
-    nl_sock_unlock();
+    struct nl_conn *c = open_conn(s);
     struct pollfd end = {.fd = c != NULL ? c->app.fd : -1};
     /* POLLHUP on our end: that was the program's last copy of its own. */
-    if (c != NULL && c->state == NL_CONN_OPEN && !nl_engine.frozen && !nl_engine.relay_mode &&
-        c->listener == NULL && poll(&end, 1, 0) == 1 && (end.revents & POLLHUP)) {
-        nl_err_program_begin();
-        nl_conn_run(c, &c->app, EPOLLHUP, nl_now_ms());
-        if (c->state == NL_CONN_DONE)
-            nl_engine.epoch++; /* the engine thread may hold events for it */
-        nl_engine_settle(c);
-        nl_err_program_end();
-        nl_engine_wake(); /* a linger deadline, or rounds left: its timeout changed */
-    }
+    if (c != NULL && poll(&end, 1, 0) == 1 && (end.revents & POLLHUP))
+        run_here(c, &c->app, EPOLLHUP);
+    nl_mutex_unlock(&nl_engine.lock);
+}
+
+void nl_engine_peer_reset_seen(struct nl_sock *s)
+{
+    if (!nl_engine.running)
+        return;
+    nl_mutex_lock(&nl_engine.lock);
+    /* Once the lock is ours, a run of the engine thread that took the
+     * reset in has delivered what it could; else take it in here. */
+    struct nl_conn *c = open_conn(s);
+    if (c != NULL && c->tcp_error == 0)
+        run_here(c, &c->tcp, EPOLLIN | EPOLLERR);
     nl_mutex_unlock(&nl_engine.lock);
 }
 

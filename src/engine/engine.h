@@ -86,6 +86,12 @@ void nl_engine_program_closed(struct nl_sock *s);
  * reset, say). */
 void nl_engine_program_closed_up(struct nl_sock *s);
 
+/* getpeername() found the TCP socket of s reset (ENOTCONN) before the
+ * engine thread took the reset in: deliver, in the calling thread, what
+ * arrived before the reset, so that a program which learns of the reset
+ * finds those bytes readable, as on a TCP socket. */
+void nl_engine_peer_reset_seen(struct nl_sock *s);
+
 /* The program's shutdown(SHUT_WR) on a wrapped socket this engine serves:
  * relay what it wrote, then close_notify on the innermost layer. Returns 1
  * when handled, 0 when no live connection of this process matches. */

@@ -45,12 +45,16 @@ static int nl_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
      * engine has run. */
     struct sockaddr_storage ignored;
     socklen_t ignored_len = sizeof(ignored);
-    bool none = s->listener || s->failure != 0 ||
-                (s->tcp_fd >= 0 &&
+    bool noted = s->listener || s->failure != 0;
+    bool reset = !noted && s->tcp_fd >= 0 &&
                  nl_real.getpeername(s->tcp_fd, (struct sockaddr *)&ignored, &ignored_len) != 0 &&
-                 errno == ENOTCONN);
+                 errno == ENOTCONN;
     nl_sock_unlock();
-    if (none) {
+    /* Reset, maybe before the engine has delivered the bytes that came
+     * ahead of the reset: those first, as TCP has them queued by then. */
+    if (reset || (noted && !s->listener))
+        nl_engine_peer_reset_seen(s);
+    if (noted || reset) {
         nl_sock_put(s);
         errno = ENOTCONN;
         return -1;

@@ -4,22 +4,29 @@ connection sends a few bytes and closes with SO_LINGER {1, 0} (a reset,
 no FIN); once its close() has returned, the other side (same process,
 another thread, told by an Event) asks what TCP tells it:
   getpeername()  must fail with ENOTCONN (the reset is already in);
-  recv()         must return the bytes sent before the reset, then
+  recv()         must return the bytes sent before the reset at once
+                 (a non-blocking recv() does not say EAGAIN), then
                  raise ECONNRESET.
 CPython's ssl module relies on both (TestPreHandshakeClose: data before
 a TLS handshake on a connection already closed). Prints the outcomes as
 counts; bare TCP prints {'ENOTCONN, bytes, ECONNRESET': ROUNDS}.
 
 to-client: the accepting side resets, the connecting side checks.
-to-server: the connecting side resets, the accepting side checks."""
+to-server: the connecting side resets, the accepting side checks.
+to-client-spin, to-server-spin: the checking side does not wait to be
+told: it calls getpeername() over and over until it fails, then recv()s
+at once (the moment nestls's engine may not have taken the reset in)."""
 import collections
 import errno
 import socket
 import struct
 import sys
 import threading
+import time
 
 mode, rounds = sys.argv[1], int(sys.argv[2])
+spin = mode.endswith("-spin")
+mode = mode.removesuffix("-spin")
 payload = b"HTTP/1.0 307 Temporary Redirect\r\nLocation: https://example.com/\r\n\r\n"
 seen = collections.Counter()
 
@@ -30,14 +37,26 @@ def reset_close(sock):
     sock.close()
 
 
-def observe(sock):
+def observe(sock, spin):
     parts = []
-    try:
-        sock.getpeername()
-        parts.append("connected")
-    except OSError as e:
-        parts.append(errno.errorcode.get(e.errno, str(e.errno)))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            sock.getpeername()
+            if spin and time.monotonic() < deadline:
+                continue
+            parts.append("connected")
+        except OSError as e:
+            parts.append(errno.errorcode.get(e.errno, str(e.errno)))
+        break
     got = b""
+    sock.setblocking(False)  # as CPython's ssl module looks: at once
+    try:
+        got = sock.recv(4096)
+    except BlockingIOError:
+        parts.append("EAGAIN")
+    except OSError:
+        pass  # the reset itself: recv() below says which
     sock.settimeout(10)
     try:
         while True:
@@ -55,27 +74,34 @@ def observe(sock):
 
 for _ in range(rounds):
     lst = socket.create_server(("127.0.0.1", 0))
-    accepted, closed = threading.Event(), threading.Event()
+    accepted, connected, closed = threading.Event(), threading.Event(), threading.Event()
     result = {}
 
     def server():
         conn, _ = lst.accept()
         accepted.set()
         if mode == "to-client":
+            # Once connect() has returned: a reset before that would be
+            # connect()'s failure (SO_ERROR), over nestls as over TCP
+            # whose connect() had to wait.
+            connected.wait(20)
             reset_close(conn)
             closed.set()
         else:
-            closed.wait(20)
-            result["seen"] = observe(conn)
+            if not spin:
+                closed.wait(20)
+            result["seen"] = observe(conn, spin)
             conn.close()
 
     t = threading.Thread(target=server)
     t.start()
     cli = socket.create_connection(lst.getsockname(), timeout=20)
+    connected.set()
     accepted.wait(20)
     if mode == "to-client":
-        closed.wait(20)
-        result["seen"] = observe(cli)
+        if not spin:
+            closed.wait(20)
+        result["seen"] = observe(cli, spin)
         cli.close()
     else:
         reset_close(cli)

@@ -193,3 +193,25 @@ EOF2
 @test "a server that polls getpeername() until the client's reset shows reads the bytes sent before it at once, without EAGAIN (30 rounds)" {
     reset_seen to-server-spin
 }
+
+@test "a client that writes after the server's reset gets EPIPE and still reads all 300 KiB that had reached it, then ECONNRESET" {
+    # Bytes the engine holds for the program when the reset comes are
+    # still the program's to read, even when it writes first (the write
+    # fails, as on the reset TCP socket). Before: 233 KiB of 300 read.
+    write_policy both.yaml <<'EOF2'
+version: 1
+rules:
+  - name: loopback
+    match: {address: 127.0.0.1}
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+        cert: @CERTS@/outer-server.pem
+        key: @CERTS@/outer-server.key
+      - ca: @CERTS@/inner-ca.pem
+        cert: @CERTS@/inner-server.pem
+        key: @CERTS@/inner-server.key
+EOF2
+    run --separate-stderr "$NESTLS" run -p "$POLICY" -- timeout 60 python3 "$HELPERS/write_after_reset.py"
+    assert_ok
+    assert_output "write EPIPE read 307200 end ECONNRESET"
+}

@@ -151,6 +151,7 @@ void nl_conn_free(struct nl_conn *c)
     if (c->sock) {
         c->sock->tcp_fd = -1; /* hooks must not touch the number again */
         c->sock->engine_conn = NULL;
+        __atomic_store_n(&c->sock->engine_acted, true, __ATOMIC_RELEASE); /* nothing to wait for */
     }
     nl_sock_unlock();
     close_end(&c->tcp);
@@ -330,12 +331,21 @@ void nl_conn_end_unclaimed(struct nl_conn *c)
  * TCP's does. */
 static void note_tcp_error(struct nl_conn *c, int err)
 {
-    if (c->tcp_error == 0)
-        c->tcp_error = err;
+    if (c->tcp_error != 0)
+        return;
+    c->tcp_error = err;
     nl_sock_lock();
     if (c->sock)
         c->sock->failure = err;
     nl_sock_unlock();
+    /* The program's writes fail now (EPIPE), as on the reset TCP socket,
+     * while it still reads what arrived before the reset. The byte that
+     * will reset its end once that is delivered (reset_program) goes in
+     * first: the program's end cannot send it after the shutdown. */
+    if (c->app.fd >= 0 && !c->app.retired) {
+        nl_reset_poke(c->prog_hold, c->prog_fd, c->sock);
+        nl_real.shutdown(c->app.fd, SHUT_RD);
+    }
 }
 
 static int read_tcp(struct nl_conn *c)
@@ -397,6 +407,10 @@ static int flush_to_net(struct nl_conn *c)
         }
         if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
             c->net_blocked = true;
+            return moved;
+        }
+        if (w < 0 && c->state == NL_CONN_OPEN && (errno == EPIPE || errno == ECONNRESET)) {
+            note_tcp_error(c, ECONNRESET); /* what arrived before it is still read */
             return moved;
         }
         fail_net(c, w < 0 ? errno : EPIPE);
@@ -546,6 +560,12 @@ static int take_from_app(struct nl_conn *c)
             c->app_eof = true;
             return 1;
         }
+        /* EOF before its hang-up event came in (this run was for TCP, or
+         * a nudge): closed or only shut? SO_LINGER {1, 0} asks a reset of
+         * a close only, and then no close_notify may go first. */
+        struct pollfd end = {.fd = c->app.fd};
+        if (n == 0 && !c->app_gone && poll(&end, 1, 0) == 1 && (end.revents & POLLHUP))
+            c->app_gone = true;
         if (c->app_gone && program_asked_reset(c)) {
             c->app_reset = true; /* SO_LINGER {1, 0}, then close */
             c->app_eof = true;
@@ -631,11 +651,8 @@ static int advance_close(struct nl_conn *c, uint64_t now_ms)
             return 1;
         }
         if (c->tcp_error && c->tcp_eof) {
-            /* Deliver first (note_tcp_error), unless the program writes
-             * instead of reading: TCP would fail its write now. */
-            int written = 0;
-            if (!c->app_gone && c->app_blocked &&
-                !(ioctl(c->app.fd, FIONREAD, &written) == 0 && written > 0))
+            /* Deliver first (note_tcp_error), while the program reads. */
+            if (!c->app_gone && !c->exiting && c->app_blocked)
                 return 0;
             fail_net(c, c->tcp_error);
             return 1;
@@ -711,14 +728,14 @@ static void compute_interest(struct nl_conn *c)
     case NL_CONN_HANDSHAKING:
     case NL_CONN_OPEN:
     case NL_CONN_CLOSING:
-        if (!c->tcp_eof && nl_onion_net_in_room(&c->onion) > 0)
+        if (!c->tcp_eof && (c->tcp_error || nl_onion_net_in_room(&c->onion) > 0))
             tcp |= EPOLLIN;
         if (c->net_blocked)
             tcp |= EPOLLOUT;
         if (c->state == NL_CONN_OPEN) {
             if (c->app_blocked && !c->app_gone)
                 app |= EPOLLOUT;
-            if (!c->app_eof && nl_onion_can_take_plain(&c->onion))
+            if (!c->app_eof && !c->tcp_error && nl_onion_can_take_plain(&c->onion))
                 app |= EPOLLIN;
         }
         break;
@@ -736,6 +753,14 @@ static void mark_active(struct nl_conn *c, uint64_t now_ms)
 {
     c->active_ms = now_ms;
     c->trimmed = false;
+}
+
+/* A close() or getpeername() may wait for this (engine/direct.c): the
+ * program's close taken in, or the peer's reset, or the end. */
+static void note_acted(struct nl_conn *c)
+{
+    if (c->sock && (c->app_gone || c->tcp_error || c->state > NL_CONN_OPEN))
+        __atomic_store_n(&c->sock->engine_acted, true, __ATOMIC_RELEASE);
 }
 
 unsigned nl_conn_rounds_per_run = NL_ROUNDS_PER_RUN;
@@ -835,6 +860,7 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
         nl_onion_release_records(&c->onion);
     check_deadline(c, now_ms);
     compute_interest(c);
+    note_acted(c);
 }
 
 uint64_t nl_conn_trim_due(const struct nl_conn *c)

@@ -1,12 +1,13 @@
 /* The program's own threads entering the engine: a direct write (encrypt
- * and send in the calling thread), a half-close, a close (before the
- * layers are up, and after: then the connection ends in the closing
- * thread), a buffer size. Each takes the engine's lock, so the engine
- * thread and the program never touch a connection at once. */
+ * and send in the calling thread), a half-close, a close before the
+ * layers are up, a buffer size. Each takes the engine's lock, so the
+ * engine thread and the program never touch a connection at once. And
+ * two that only wait for the engine thread: a close after the layers are
+ * up, getpeername() finding a reset. */
 #include <errno.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "common/fdtable.h"
 #include "common/locking.h"
@@ -29,55 +30,50 @@ void nl_engine_program_closed(struct nl_sock *s)
     nl_mutex_unlock(&nl_engine.lock);
 }
 
-/* The engine's lock is held and the connection is open: run it here, as
- * the engine thread would after `events` on `end`. */
-static void run_here(struct nl_conn *c, struct nl_conn_end *end, uint32_t events)
+/* Wait until the engine thread has acted on s (engine_acted), for at most
+ * NL_ACT_WAIT_MS, with no lock and nothing but system calls a signal
+ * handler may make: these run from close() and getpeername(), which a
+ * handler may call while the code it interrupted holds malloc's lock or
+ * is inside OpenSSL, so the engine's work cannot run here. */
+#define NL_ACT_WAIT_MS 100
+static void await_engine(struct nl_sock *s)
 {
-    nl_err_program_begin();
-    nl_conn_run(c, end, events, nl_now_ms());
-    if (c->state == NL_CONN_DONE)
-        nl_engine.epoch++; /* the engine thread may hold events for it */
-    nl_engine_settle(c);
-    nl_err_program_end();
-    nl_engine_wake(); /* a linger deadline, or rounds left: its timeout changed */
+    struct timespec start, now, nap = {.tv_nsec = 20 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!__atomic_load_n(&s->engine_acted, __ATOMIC_ACQUIRE)) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (ms >= NL_ACT_WAIT_MS)
+            return; /* a busy or stopped engine: go on, as before */
+        nanosleep(&nap, NULL);
+    }
 }
 
-/* The connection of s, open and this engine thread's to run, or NULL. */
-static struct nl_conn *open_conn(struct nl_sock *s)
+/* The engine's end of s while its connection is open in this process, or
+ * -1. (Read under the table's lock only: the connection is freed under
+ * it too, and an end closed meanwhile only ends the wait early or late.) */
+static int open_end_of(struct nl_sock *s)
 {
     nl_sock_lock();
     struct nl_conn *c = s->engine_conn;
+    int fd = c != NULL && c->state == NL_CONN_OPEN && c->listener == NULL ? c->app.fd : -1;
     nl_sock_unlock();
-    if (c == NULL || c->state != NL_CONN_OPEN || nl_engine.frozen || nl_engine.relay_mode ||
-        c->listener != NULL)
-        return NULL;
-    return c;
+    return fd;
 }
 
-void nl_engine_program_closed_up(struct nl_sock *s)
+void nl_engine_await_close(struct nl_sock *s)
 {
-    if (!nl_engine.running)
-        return;
-    nl_mutex_lock(&nl_engine.lock);
-    struct nl_conn *c = open_conn(s);
-    struct pollfd end = {.fd = c != NULL ? c->app.fd : -1};
-    /* POLLHUP on our end: that was the program's last copy of its own. */
-    if (c != NULL && poll(&end, 1, 0) == 1 && (end.revents & POLLHUP))
-        run_here(c, &c->app, EPOLLHUP);
-    nl_mutex_unlock(&nl_engine.lock);
+    int fd = nl_engine.running ? open_end_of(s) : -1;
+    struct pollfd end = {.fd = fd};
+    /* POLLHUP on the engine's end: that was the program's last copy. */
+    if (fd >= 0 && poll(&end, 1, 0) == 1 && (end.revents & POLLHUP))
+        await_engine(s);
 }
 
-void nl_engine_peer_reset_seen(struct nl_sock *s)
+void nl_engine_await_reset(struct nl_sock *s)
 {
-    if (!nl_engine.running)
-        return;
-    nl_mutex_lock(&nl_engine.lock);
-    /* Once the lock is ours, a run of the engine thread that took the
-     * reset in has delivered what it could; else take it in here. */
-    struct nl_conn *c = open_conn(s);
-    if (c != NULL && c->tcp_error == 0)
-        run_here(c, &c->tcp, EPOLLIN | EPOLLERR);
-    nl_mutex_unlock(&nl_engine.lock);
+    if (nl_engine.running && open_end_of(s) >= 0)
+        await_engine(s);
 }
 
 int nl_engine_half_close(struct nl_sock *s)

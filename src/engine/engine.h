@@ -78,19 +78,19 @@ void nl_engine_exec_failed(void);
 void nl_engine_program_closed(struct nl_sock *s);
 
 /* The program closed a descriptor of a wrapped socket whose layers are
- * up (after the real close). When that was its last copy, the connection
- * ends now, in the calling thread, the way TCP's close() sends its FIN or
- * reset before it returns: what the program wrote, then close_notify (or
- * the reset SO_LINGER {1, 0} or unread bytes ask for) are on the wire when
- * close() returns, for a peer that checks at once (getpeername() after a
- * reset, say). */
-void nl_engine_program_closed_up(struct nl_sock *s);
+ * up (after the real close). When that was its last copy, wait (briefly,
+ * bounded) until the engine has acted on it, the way TCP's close() sends
+ * its FIN or reset before it returns: what the program wrote, then
+ * close_notify (or the reset SO_LINGER {1, 0} or unread bytes ask for)
+ * are in TCP's hands when close() returns, for a peer that checks at
+ * once (getpeername() after a reset, say). */
+void nl_engine_await_close(struct nl_sock *s);
 
-/* getpeername() found the TCP socket of s reset (ENOTCONN) before the
- * engine thread took the reset in: deliver, in the calling thread, what
- * arrived before the reset, so that a program which learns of the reset
- * finds those bytes readable, as on a TCP socket. */
-void nl_engine_peer_reset_seen(struct nl_sock *s);
+/* getpeername() found the TCP socket of s reset (ENOTCONN): wait
+ * (briefly, bounded) until the engine has taken the reset in and
+ * delivered what arrived before it, so that a program which learns of
+ * the reset finds those bytes readable, as on a TCP socket. */
+void nl_engine_await_reset(struct nl_sock *s);
 
 /* The program's shutdown(SHUT_WR) on a wrapped socket this engine serves:
  * relay what it wrote, then close_notify on the innermost layer. Returns 1

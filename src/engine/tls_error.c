@@ -166,13 +166,23 @@ int nl_tls_describe_failure(SSL *ssl, int ssl_err, const struct nl_layer *cfg, e
  * SSL_get_error() reads the oldest error in the queue, so an error the
  * program left there (a failed handshake of its own, say) would turn
  * nestls's next "want read" into a failure of the layer: the queue must
- * be empty while nestls uses it, and be the program's again afterwards. */
+ * be empty while nestls uses it, and be the program's again afterwards.
+ * Each is copied whole: OpenSSL 3 keeps its own copies of file and func
+ * (and the data) in the queue's slots, freed when the queue is cleared.
+ * Marks the program set are not kept: OpenSSL offers no way to read them. */
 struct set_aside {
     unsigned long code;
-    const char *file, *func; /* OpenSSL's: static strings */
+    char *file, *func; /* NULL when unknown */
     int line;
     char *data; /* NULL when the error had none */
 };
+
+static void free_aside(struct set_aside *a)
+{
+    free(a->file);
+    free(a->func);
+    free(a->data);
+}
 
 static __thread struct set_aside *aside;
 static __thread size_t aside_count;
@@ -186,10 +196,13 @@ static void set_aside_program_errors(void)
     unsigned long e;
     while (n < sizeof(taken) / sizeof(taken[0]) &&
            (e = ERR_get_error_all(&file, &line, &func, &data, &flags)) != 0) {
-        /* The data stays in the queue's slot only until the slot is
-         * reused: copy it now. */
-        char *copy = (flags & ERR_TXT_STRING) ? strdup(data) : NULL;
-        taken[n++] = (struct set_aside){e, file, func, line, copy};
+        taken[n++] = (struct set_aside){
+            .code = e,
+            .file = file ? strdup(file) : NULL,
+            .func = func ? strdup(func) : NULL,
+            .line = line,
+            .data = (flags & ERR_TXT_STRING) ? strdup(data) : NULL,
+        };
     }
     ERR_clear_error();
     if (n == 0)
@@ -197,7 +210,7 @@ static void set_aside_program_errors(void)
     aside = malloc(n * sizeof(*aside));
     if (aside == NULL) { /* no memory: the errors are lost, not misread */
         for (size_t k = 0; k < n; k++)
-            free(taken[k].data);
+            free_aside(&taken[k]);
         return;
     }
     memcpy(aside, taken, n * sizeof(*aside));
@@ -215,7 +228,7 @@ static void restore_program_errors(void)
             ERR_set_error(ERR_GET_LIB(a->code), ERR_GET_REASON(a->code), "%s", a->data);
         else
             ERR_set_error(ERR_GET_LIB(a->code), ERR_GET_REASON(a->code), NULL);
-        free(a->data);
+        free_aside(a);
     }
     free(aside);
     aside = NULL;

@@ -66,7 +66,7 @@ static int nl_close(int fd)
         if (s->listener) /* the last copy? then the port is free now */
             nl_engine_listener_closed(s);
         else if (up) /* the last copy? then it ends now, as TCP's would */
-            nl_engine_program_closed_up(s);
+            nl_engine_await_close(s);
         nl_sock_put(s);
         errno = e;
     }

@@ -53,7 +53,7 @@ static int nl_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
     /* Reset, maybe before the engine has delivered the bytes that came
      * ahead of the reset: those first, as TCP has them queued by then. */
     if (reset || (noted && !s->listener))
-        nl_engine_peer_reset_seen(s);
+        nl_engine_await_reset(s);
     if (noted || reset) {
         nl_sock_put(s);
         errno = ENOTCONN;
@@ -206,13 +206,15 @@ static int size_buffer(struct nl_sock *s, int fd, int name, const void *val, soc
         return nl_real.setsockopt(fd, SOL_SOCKET, name, val, len); /* the kernel's EINVAL/EFAULT */
     int bytes, base = (name == SO_RCVBUF || name == SO_RCVBUFFORCE) ? SO_RCVBUF : SO_SNDBUF;
     memcpy(&bytes, val, sizeof(bytes));
-    bool kept = base == SO_SNDBUF && nl_engine_size_buffer(s, SO_SNDBUF, bytes);
+    /* (SO_SNDBUFFORCE goes to the kernel now: it alone knows whether
+     * the program may.) */
+    bool kept = name == SO_SNDBUF && nl_engine_size_buffer(s, SO_SNDBUF, bytes);
     if (!kept && nl_real.setsockopt(fd, SOL_SOCKET, name, val, len) != 0)
         return -1;
     int saved = errno;
     on_tcp_socket(s, 1, SOL_SOCKET, name, (void *)val, NULL, len); /* gone: nothing to size */
-    if (base == SO_RCVBUF)
-        nl_engine_size_buffer(s, SO_RCVBUF, bytes);
+    if (base == SO_RCVBUF || name == SO_SNDBUFFORCE)
+        nl_engine_size_buffer(s, base, bytes);
     errno = saved;
     return 0;
 }

@@ -1,0 +1,63 @@
+/* sigclose PORT ROUNDS: a signal handler closes a wrapped, established
+ * socket while the code it interrupted is inside malloc or free.
+ *
+ * Each round connects to 127.0.0.1:PORT, writes a line, arms a one-shot
+ * SIGALRM a few hundred microseconds ahead and then allocates and frees
+ * memory in a loop until the handler has run; the handler close()s the
+ * socket (async-signal-safe in libc, so it must work wherever the signal
+ * lands). A close() that ran OpenSSL or took malloc's lock in the handler
+ * would wait for ever on the lock the interrupted free() holds (the test
+ * bounds each run). Prints "closed N" (rounds whose close returned 0). */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/time.h>
+
+#include "netutil.h"
+
+static int sock = -1;
+static volatile sig_atomic_t done, closed_ok;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (close(sock) == 0)
+        closed_ok++;
+    done = 1;
+    errno = saved;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3)
+        return 2;
+    int rounds = atoi(argv[2]);
+    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+    sigaction(SIGALRM, &sa, NULL);
+    for (int r = 0; r < rounds; r++) {
+        struct addrinfo *ai;
+        sock = tcp_socket_for("sigclose", "127.0.0.1", argv[1], 0, &ai);
+        if (sock < 0 || connect(sock, ai->ai_addr, ai->ai_addrlen) != 0) {
+            perror("sigclose: connect");
+            return 1;
+        }
+        freeaddrinfo(ai);
+        if (write_all(sock, "hello\n", 6) != 0) {
+            perror("sigclose: write");
+            return 1;
+        }
+        done = 0;
+        struct itimerval it = {{0, 0}, {0, 100 + (r * 37) % 400}};
+        setitimer(ITIMER_REAL, &it, NULL);
+        while (!done) {
+            void *p[16];
+            for (int k = 0; k < 16; k++)
+                p[k] = malloc(64 + (size_t)k * 512);
+            for (int k = 0; k < 16; k++)
+                free(p[k]);
+        }
+    }
+    printf("closed %d\n", (int)closed_ok);
+    return 0;
+}

@@ -113,16 +113,7 @@ EOF2
     # TLS carries no urgent pointer: the byte travels in its place. It was
     # left out of band on the socket pair, where the engine never read it,
     # and the server waited for the line's end for ever.
-    write_policy both.yaml <<'EOF2'
-version: 1
-rules:
-  - name: loopback
-    match: {address: 127.0.0.1}
-    layers:
-      - ca: @CERTS@/outer-ca.pem
-        cert: @CERTS@/outer-server.pem
-        key: @CERTS@/outer-server.key
-EOF2
+    loopback_policy 1
     run --separate-stderr "$NESTLS" run -p "$POLICY" -- timeout 60 python3 "$HELPERS/oob_inline.py"
     assert_ok
     assert_output "b'ABOR\\r\\n'"

@@ -13,16 +13,7 @@ setup() {
 }
 
 @test "a non-blocking connect refused, then tried again once something listens: the failure once, then connected through the layers" {
-    write_policy both.yaml <<'EOF'
-version: 1
-rules:
-  - name: loopback
-    match: {address: 127.0.0.1}
-    layers:
-      - ca: @CERTS@/outer-ca.pem
-        cert: @CERTS@/outer-server.pem
-        key: @CERTS@/outer-server.key
-EOF
+    loopback_policy 1
     run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 "$HELPERS/reconnect.py"
     assert_ok
     assert_output "first: EINPROGRESS

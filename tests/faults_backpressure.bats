@@ -103,19 +103,7 @@ check_peer_got_it() {
     # layers: each takes the size the program asked for (was: 3 MiB
     # taken, and asyncio's sendfile tests saw no error when the peer
     # closed after 1 KiB of 256 KiB).
-    write_policy both.yaml <<'EOF2'
-version: 1
-rules:
-  - name: loopback
-    match: {address: 127.0.0.1}
-    layers:
-      - ca: @CERTS@/outer-ca.pem
-        cert: @CERTS@/outer-server.pem
-        key: @CERTS@/outer-server.key
-      - ca: @CERTS@/inner-ca.pem
-        cert: @CERTS@/inner-server.pem
-        key: @CERTS@/inner-server.key
-EOF2
+    loopback_policy 2
     run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 "$HELPERS/small_buffers.py"
     assert_ok
     [[ $output =~ ^taken_kib\ ([0-9]+)\ accepted_rcvbuf\ ([0-9]+)$ ]] || fail "unexpected output: $output"

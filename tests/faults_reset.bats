@@ -150,19 +150,7 @@ server_dropped() {
 # reset_seen MODE: reset_visibility.py's 30 rounds, both roles wrapped in
 # two layers on loopback.
 reset_seen() {
-    write_policy both.yaml <<'EOF2'
-version: 1
-rules:
-  - name: loopback
-    match: {address: 127.0.0.1}
-    layers:
-      - ca: @CERTS@/outer-ca.pem
-        cert: @CERTS@/outer-server.pem
-        key: @CERTS@/outer-server.key
-      - ca: @CERTS@/inner-ca.pem
-        cert: @CERTS@/inner-server.pem
-        key: @CERTS@/inner-server.key
-EOF2
+    loopback_policy 2
     run --separate-stderr "$NESTLS" run -p "$POLICY" -- timeout 120 python3 "$HELPERS/reset_visibility.py" "$1" 30
     assert_ok
     assert_output "{'ENOTCONN, bytes, ECONNRESET': 30}"
@@ -198,19 +186,7 @@ EOF2
     # Bytes the engine holds for the program when the reset comes are
     # still the program's to read, even when it writes first (the write
     # fails, as on the reset TCP socket). Before: 233 KiB of 300 read.
-    write_policy both.yaml <<'EOF2'
-version: 1
-rules:
-  - name: loopback
-    match: {address: 127.0.0.1}
-    layers:
-      - ca: @CERTS@/outer-ca.pem
-        cert: @CERTS@/outer-server.pem
-        key: @CERTS@/outer-server.key
-      - ca: @CERTS@/inner-ca.pem
-        cert: @CERTS@/inner-server.pem
-        key: @CERTS@/inner-server.key
-EOF2
+    loopback_policy 2
     run --separate-stderr "$NESTLS" run -p "$POLICY" -- timeout 60 python3 "$HELPERS/write_after_reset.py"
     assert_ok
     assert_output "write EPIPE read 307200 end ECONNRESET"

@@ -14,16 +14,7 @@ setup() {
 }
 
 @test "a program's own TLS verification failure keeps its reason under nestls (40 rounds, both roles wrapped)" {
-    write_policy both.yaml <<'EOF'
-version: 1
-rules:
-  - name: loopback
-    match: {address: 127.0.0.1}
-    layers:
-      - ca: @CERTS@/outer-ca.pem
-        cert: @CERTS@/outer-server.pem
-        key: @CERTS@/outer-server.key
-EOF
+    loopback_policy 1
     run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 "$HELPERS/own_tls_errors.py" 40
     assert_ok
     assert_output "{'SSLCertVerificationError': 40}"
@@ -36,19 +27,7 @@ EOF
     # layers, because then the direct write also reads between layers,
     # where "no more records yet" is a want that SSL_get_error() turns
     # into a failure when the queue holds an older error.
-    write_policy both.yaml <<'EOF2'
-version: 1
-rules:
-  - name: loopback
-    match: {address: 127.0.0.1}
-    layers:
-      - ca: @CERTS@/outer-ca.pem
-        cert: @CERTS@/outer-server.pem
-        key: @CERTS@/outer-server.key
-      - ca: @CERTS@/inner-ca.pem
-        cert: @CERTS@/inner-server.pem
-        key: @CERTS@/inner-server.key
-EOF2
+    loopback_policy 2
     run --separate-stderr "$NESTLS" run -p "$POLICY" -- python3 "$HELPERS/own_tls_errors.py" 40 server
     assert_ok
     assert_output "{'SSLError': 40}"

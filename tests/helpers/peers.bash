@@ -176,6 +176,21 @@ layer_re() {
 
 # ---------------------------------------------------------------- policies
 
+# loopback_policy LAYERS: both roles wrapped on 127.0.0.1, every port, in
+# LAYERS layers (1: the outer CA's; 2: outer, then inner); each layer has
+# the CA, the certificate and the key, so that one process can be client
+# and server. Sets POLICY.
+loopback_policy() {
+    local inner=
+    (($1 >= 2)) && inner='      - ca: @CERTS@/inner-ca.pem
+        cert: @CERTS@/inner-server.pem
+        key: @CERTS@/inner-server.key'
+    write_policy loopback.yaml < <(printf '%s\n' 'version: 1' 'rules:' '  - name: loopback' \
+        '    match: {address: 127.0.0.1}' '    layers:' '      - ca: @CERTS@/outer-ca.pem' \
+        '        cert: @CERTS@/outer-server.pem' '        key: @CERTS@/outer-server.key' \
+        ${inner:+"$inner"})
+}
+
 # client_policy FILE PORT LAYER...: rule 'client' wrapping client
 # connections to 127.0.0.1:PORT in the LAYERs, outermost first:
 #   outer       trust the outer CA

@@ -36,9 +36,9 @@ struct nl_sock {
     int rcvbuf, sndbuf;              /* a listener's SO_RCVBUF/SO_SNDBUF as the
                                         program set them (0: never), for the
                                         socket pairs of what it accepts */
-    bool engine_acted;               /* the engine took in the program's close,
-                                        or the peer's reset (atomic; hooks wait
-                                        for it: engine/direct.c) */
+    int engine_acted;                /* 1: the engine took in the program's
+                                        close, or the peer's reset (atomic, a
+                                        futex hooks wait on: engine/direct.c) */
     void *engine_conn;               /* the engine's connection, or NULL */
     dev_t dev;                       /* identity of the program's end */
     ino_t ino;

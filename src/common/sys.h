@@ -10,6 +10,7 @@
 
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline ssize_t nl_sys_write(int fd, const void *buf, size_t len)
@@ -28,6 +29,18 @@ static inline int nl_sys_dupfd(int fd, int lowest, int cloexec)
 {
     return (int)syscall(SYS_fcntl, fd, cloexec ? 1030 /* F_DUPFD_CLOEXEC */ : 0 /* F_DUPFD */,
                         lowest);
+}
+
+/* Wait while *word == val, at most rel (relative); and wake every waiter
+ * on word. A futex of this process (private). */
+static inline int nl_sys_futex_wait(int *word, int val, const struct timespec *rel)
+{
+    return (int)syscall(SYS_futex, word, 128 /* FUTEX_WAIT_PRIVATE */, val, rel, NULL, 0);
+}
+
+static inline void nl_sys_futex_wake(int *word)
+{
+    syscall(SYS_futex, word, 129 /* FUTEX_WAKE_PRIVATE */, 0x7fffffff, NULL, NULL, 0);
 }
 
 /* The whole process, now: no atexit handlers, no engine drain. */

@@ -151,7 +151,6 @@ void nl_conn_free(struct nl_conn *c)
     if (c->sock) {
         c->sock->tcp_fd = -1; /* hooks must not touch the number again */
         c->sock->engine_conn = NULL;
-        __atomic_store_n(&c->sock->engine_acted, true, __ATOMIC_RELEASE); /* nothing to wait for */
     }
     nl_sock_unlock();
     close_end(&c->tcp);
@@ -159,8 +158,10 @@ void nl_conn_free(struct nl_conn *c)
     drop_prog_hold(c);
     deliver_answer(c);
     nl_onion_free(&c->onion);
-    if (c->sock)
+    if (c->sock) {
+        nl_sock_acted(c->sock); /* its end (a reset: this close) is on the wire */
         nl_sock_put(c->sock);
+    }
     free(c->leftover);
     free(c);
 }
@@ -756,11 +757,14 @@ static void mark_active(struct nl_conn *c, uint64_t now_ms)
 }
 
 /* A close() or getpeername() may wait for this (engine/direct.c): the
- * program's close taken in, or the peer's reset, or the end. */
+ * program's close taken in (close_notify and FIN, or the reset, handed to
+ * TCP), or the peer's reset. A connection that is done tells when it is
+ * freed, once its TCP socket is closed (that close sends the reset). */
 static void note_acted(struct nl_conn *c)
 {
-    if (c->sock && (c->app_gone || c->tcp_error || c->state > NL_CONN_OPEN))
-        __atomic_store_n(&c->sock->engine_acted, true, __ATOMIC_RELEASE);
+    if (c->sock && c->state != NL_CONN_DONE &&
+        (c->app_gone || c->tcp_error || c->state > NL_CONN_OPEN))
+        nl_sock_acted(c->sock);
 }
 
 unsigned nl_conn_rounds_per_run = NL_ROUNDS_PER_RUN;

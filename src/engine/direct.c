@@ -12,6 +12,7 @@
 #include "common/fdtable.h"
 #include "common/locking.h"
 #include "common/real.h"
+#include "common/sys.h"
 #include "common/util.h"
 #include "engine/engine.h"
 #include "engine/engine_state.h"
@@ -46,15 +47,23 @@ void nl_engine_program_closed(struct nl_sock *s)
 #define NL_ACT_WAIT_MS 100
 static void await_engine(struct nl_sock *s)
 {
-    struct timespec start, now, nap = {.tv_nsec = 20 * 1000};
+    struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    while (!__atomic_load_n(&s->engine_acted, __ATOMIC_ACQUIRE)) {
+    while (__atomic_load_n(&s->engine_acted, __ATOMIC_ACQUIRE) == 0) {
         clock_gettime(CLOCK_MONOTONIC, &now);
-        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (ms >= NL_ACT_WAIT_MS)
+        long left_ns = NL_ACT_WAIT_MS * 1000000L - ((now.tv_sec - start.tv_sec) * 1000000000L +
+                                                    (now.tv_nsec - start.tv_nsec));
+        if (left_ns <= 0)
             return; /* a busy or stopped engine: go on, as before */
-        nanosleep(&nap, NULL);
+        struct timespec left = {.tv_sec = left_ns / 1000000000L, .tv_nsec = left_ns % 1000000000L};
+        nl_sys_futex_wait(&s->engine_acted, 0, &left);
     }
+}
+
+void nl_sock_acted(struct nl_sock *s)
+{
+    if (__atomic_exchange_n(&s->engine_acted, 1, __ATOMIC_ACQ_REL) == 0)
+        nl_sys_futex_wake(&s->engine_acted);
 }
 
 /* The engine's end of s while its connection is open in this process, or

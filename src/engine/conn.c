@@ -24,6 +24,7 @@
 
 #include "common/log.h"
 #include "common/real.h"
+#include "common/sys.h"
 #include "common/util.h"
 #include "engine/reset.h"
 
@@ -145,6 +146,14 @@ static void drop_prog_hold(struct nl_conn *c)
     c->prog_hold = -1;
 }
 
+/* The engine has acted on s: wake whoever waits in close() or
+ * getpeername() (engine/direct.c), once. */
+static void tell_acted(struct nl_sock *s)
+{
+    if (__atomic_exchange_n(&s->engine_acted, 1, __ATOMIC_ACQ_REL) == 0)
+        nl_sys_futex_wake(&s->engine_acted);
+}
+
 void nl_conn_free(struct nl_conn *c)
 {
     nl_sock_lock();
@@ -159,7 +168,7 @@ void nl_conn_free(struct nl_conn *c)
     deliver_answer(c);
     nl_onion_free(&c->onion);
     if (c->sock) {
-        nl_sock_acted(c->sock); /* its end (a reset: this close) is on the wire */
+        tell_acted(c->sock); /* its end (a reset: this close) is on the wire */
         nl_sock_put(c->sock);
     }
     free(c->leftover);
@@ -764,7 +773,7 @@ static void note_acted(struct nl_conn *c)
 {
     if (c->sock && c->state != NL_CONN_DONE &&
         (c->app_gone || c->tcp_error || c->state > NL_CONN_OPEN))
-        nl_sock_acted(c->sock);
+        tell_acted(c->sock);
 }
 
 unsigned nl_conn_rounds_per_run = NL_ROUNDS_PER_RUN;

@@ -60,12 +60,6 @@ static void await_engine(struct nl_sock *s)
     }
 }
 
-void nl_sock_acted(struct nl_sock *s)
-{
-    if (__atomic_exchange_n(&s->engine_acted, 1, __ATOMIC_ACQ_REL) == 0)
-        nl_sys_futex_wake(&s->engine_acted);
-}
-
 /* The engine's end of s while its connection is open in this process, or
  * -1. (Read under the table's lock only: the connection is freed under
  * it too, and an end closed meanwhile only ends the wait early or late.) */

@@ -86,9 +86,6 @@ void nl_engine_program_closed(struct nl_sock *s);
  * once (getpeername() after a reset, say). */
 void nl_engine_await_close(struct nl_sock *s);
 
-/* The engine has acted on s (engine/conn.c): wake whoever waits above. */
-void nl_sock_acted(struct nl_sock *s);
-
 /* getpeername() found the TCP socket of s reset (ENOTCONN): wait
  * (briefly, bounded) until the engine has taken the reset in and
  * delivered what arrived before it, so that a program which learns of

@@ -37,10 +37,11 @@ setup() {
 }
 
 @test "a handler that closes an established wrapped socket while the code it interrupted is in malloc: 300 rounds, none hangs" {
-    # close() waits for the engine to send the connection's end, as TCP's
-    # does; it must do so with nothing a handler may not call (no OpenSSL,
-    # no malloc, no lock the interrupted code could hold). A close that ran
-    # the connection in the handler hung on malloc's lock.
+    # A resetting close() (SO_LINGER {1, 0}) waits for the engine to send
+    # the reset, as TCP's does; it must do so with nothing a handler may
+    # not call (no OpenSSL, no malloc, no lock the interrupted code could
+    # hold). A close that ran the connection in the handler hung on
+    # malloc's lock.
     run --separate-stderr timeout 60 "$NESTLS" run -p "$POLICY" -- "$TESTBIN/sigclose" "$PORT" 300
     assert_ok
     assert_output "closed 300"

@@ -78,12 +78,14 @@ void nl_engine_exec_failed(void);
 void nl_engine_program_closed(struct nl_sock *s);
 
 /* The program closed a descriptor of a wrapped socket whose layers are
- * up (after the real close). When that was its last copy, wait (briefly,
- * bounded) until the engine has acted on it, the way TCP's close() sends
- * its FIN or reset before it returns: what the program wrote, then
- * close_notify (or the reset SO_LINGER {1, 0} or unread bytes ask for)
- * are in TCP's hands when close() returns, for a peer that checks at
- * once (getpeername() after a reset, say). */
+ * up, and the close resets the connection (SO_LINGER {1, 0}, or bytes
+ * left unread); called after the real close. When that was its last copy,
+ * wait (briefly, bounded) until the engine has acted on it, the way TCP's
+ * close() sends its reset before it returns: what the program wrote, then
+ * the reset, are on the wire when close() returns, for a peer that checks
+ * at once (getpeername() says ENOTCONN, the bytes are readable). A clean
+ * close does not wait: a peer learns of close_notify through its own TLS
+ * stack anyway, and the wait would slow every short connection. */
 void nl_engine_await_close(struct nl_sock *s);
 
 /* getpeername() found the TCP socket of s reset (ENOTCONN): wait

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,13 +51,16 @@ static int nl_close(int fd)
         return -1;
     }
     struct nl_sock *s = nl_wrapped_maybe(fd) ? nl_wrapped_get(fd) : NULL;
-    bool up = false;
+    bool up = false, resets = false;
     if (s != NULL) {
         nl_sock_lock();
         up = s->established;
+        resets = s->abort_on_close;
         nl_sock_unlock();
         if (!up) /* maybe a connect given up: see nl_engine_program_closed */
             nl_engine_program_closed(s);
+        int unread = 0;
+        resets = resets || (ioctl(fd, FIONREAD, &unread) == 0 && unread > 0);
     }
     nl_wrapped_remove(fd);
     nl_epoll_forget_fd(fd);
@@ -65,7 +69,7 @@ static int nl_close(int fd)
         int e = errno;
         if (s->listener) /* the last copy? then the port is free now */
             nl_engine_listener_closed(s);
-        else if (up) /* the last copy? then it ends now, as TCP's would */
+        else if (up && resets) /* the last copy? then the reset leaves now, as TCP's */
             nl_engine_await_close(s);
         nl_sock_put(s);
         errno = e;

@@ -1,7 +1,9 @@
 /* sigclose PORT ROUNDS: a signal handler closes a wrapped, established
  * socket while the code it interrupted is inside malloc or free.
  *
- * Each round connects to 127.0.0.1:PORT, writes a line, arms a one-shot
+ * Each round connects to 127.0.0.1:PORT, sets SO_LINGER {1, 0} (so the
+ * close resets the connection, and nestls's close() waits for the engine
+ * to send the reset), writes a line, arms a one-shot
  * SIGALRM a few hundred microseconds ahead and then allocates and frees
  * memory in a loop until the handler has run; the handler close()s the
  * socket (async-signal-safe in libc, so it must work wherever the signal
@@ -43,6 +45,8 @@ int main(int argc, char **argv)
             return 1;
         }
         freeaddrinfo(ai);
+        struct linger reset = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
         if (write_all(sock, "hello\n", 6) != 0) {
             perror("sigclose: write");
             return 1;

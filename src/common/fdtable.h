@@ -37,8 +37,9 @@ struct nl_sock {
                                         program set them (0: never), for the
                                         socket pairs of what it accepts */
     int engine_acted;                /* 1: the engine took in the program's
-                                        close, or the peer's reset (atomic, a
-                                        futex hooks wait on: engine/direct.c) */
+                                        close, or the peer's reset; 2: not yet,
+                                        and a hook waits (atomic, a futex:
+                                        engine/direct.c) */
     void *engine_conn;               /* the engine's connection, or NULL */
     dev_t dev;                       /* identity of the program's end */
     ino_t ino;

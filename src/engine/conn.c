@@ -147,10 +147,13 @@ static void drop_prog_hold(struct nl_conn *c)
 }
 
 /* The engine has acted on s: wake whoever waits in close() or
- * getpeername() (engine/direct.c), once. */
+ * getpeername() (engine/direct.c). The system call only when someone
+ * does wait (2): not once for every connection. */
 static void tell_acted(struct nl_sock *s)
 {
-    if (__atomic_exchange_n(&s->engine_acted, 1, __ATOMIC_ACQ_REL) == 0)
+    if (__atomic_load_n(&s->engine_acted, __ATOMIC_ACQUIRE) == 1)
+        return;
+    if (__atomic_exchange_n(&s->engine_acted, 1, __ATOMIC_ACQ_REL) == 2)
         nl_sys_futex_wake(&s->engine_acted);
 }
 

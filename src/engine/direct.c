@@ -49,14 +49,21 @@ static void await_engine(struct nl_sock *s)
 {
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    while (__atomic_load_n(&s->engine_acted, __ATOMIC_ACQUIRE) == 0) {
+    int unset = 0;
+    /* 2 tells the engine that someone waits (conn.c: tell_acted). */
+    while (__atomic_load_n(&s->engine_acted, __ATOMIC_ACQUIRE) != 1) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         long left_ns = NL_ACT_WAIT_MS * 1000000L - ((now.tv_sec - start.tv_sec) * 1000000000L +
                                                     (now.tv_nsec - start.tv_nsec));
         if (left_ns <= 0)
             return; /* a busy or stopped engine: go on, as before */
+        if (!__atomic_compare_exchange_n(&s->engine_acted, &unset, 2, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE) &&
+            unset == 1)
+            return;
+        unset = 0;
         struct timespec left = {.tv_sec = left_ns / 1000000000L, .tv_nsec = left_ns % 1000000000L};
-        nl_sys_futex_wait(&s->engine_acted, 0, &left);
+        nl_sys_futex_wait(&s->engine_acted, 2, &left);
     }
 }
 

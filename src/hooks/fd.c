@@ -60,7 +60,7 @@ static int nl_close(int fd)
         if (!up) /* maybe a connect given up: see nl_engine_program_closed */
             nl_engine_program_closed(s);
         int unread = 0;
-        resets = resets || (ioctl(fd, FIONREAD, &unread) == 0 && unread > 0);
+        resets = up && (resets || (ioctl(fd, FIONREAD, &unread) == 0 && unread > 0));
     }
     nl_wrapped_remove(fd);
     nl_epoll_forget_fd(fd);
@@ -69,7 +69,7 @@ static int nl_close(int fd)
         int e = errno;
         if (s->listener) /* the last copy? then the port is free now */
             nl_engine_listener_closed(s);
-        else if (up && resets) /* the last copy? then the reset leaves now, as TCP's */
+        else if (resets) /* the last copy? then the reset leaves now, as TCP's */
             nl_engine_await_close(s);
         nl_sock_put(s);
         errno = e;

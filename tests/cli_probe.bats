@@ -87,14 +87,7 @@ section() {
 @test "probe: a layer whose peer goes away during the handshake is named (inner peer down)" {
     # stunnel accepts the outer layer, then cannot reach its backend.
     PORT=$(free_port) PORT2=$(free_port)
-    start_stunnel outer <<'EOF'
-[outer]
-accept = 127.0.0.1:@PORT@
-connect = 127.0.0.1:@PORT2@
-cert = @CERTS@/outer-server.pem
-key = @CERTS@/outer-server.key
-EOF
-    wait_for_port "$PORT"
+    start_stunnel_server outer "$PORT" "$PORT2"
     run --separate-stderr "$NESTLS" probe --timeout 5000 --layer "ca=$CERTS/outer-ca.pem" \
         --layer "ca=$CERTS/inner-ca.pem" "127.0.0.1:$PORT"
     assert_failure 1

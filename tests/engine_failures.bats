@@ -106,14 +106,7 @@ one_layer_with() {
     # tcpclient (nestls: outer+inner) -> PORT stunnel (outer, good) -> PORT2 s_server (unknown CA)
     PORT2=$(free_port)
     start_s_server inner "$PORT2" unknown-server -www
-    start_stunnel outer <<'EOF'
-[outer]
-accept = 127.0.0.1:@PORT@
-connect = 127.0.0.1:@PORT2@
-cert = @CERTS@/outer-server.pem
-key = @CERTS@/outer-server.key
-EOF
-    wait_for_port "$PORT"
+    start_stunnel_server outer "$PORT" "$PORT2"
     client_policy client.yaml "$PORT" outer inner
     capture_start "$PORT"
     expect_refused EACCES 2 "certificate verify failed: unable to get local issuer certificate \\(the server's certificate is not from a CA in this layer's 'ca'\\)"

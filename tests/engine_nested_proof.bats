@@ -24,14 +24,7 @@ setup() {
     wait_for_port "$PORT3"
     start_bg relay python3 "$HELPERS/relay.py" "$BATS_TEST_TMPDIR/relay" --to "$PORT3"
     PORT2=$(port_of relay)
-    start_stunnel outer <<'EOF'
-[outer]
-accept = 127.0.0.1:@PORT@
-connect = 127.0.0.1:@PORT2@
-cert = @CERTS@/outer-server.pem
-key = @CERTS@/outer-server.key
-EOF
-    wait_for_port "$PORT"
+    start_stunnel_server outer "$PORT" "$PORT2"
     client_policy client.yaml "$PORT" outer inner
 
     run --separate-stderr nestls_run "$POLICY" "$TESTBIN/tcpclient" 127.0.0.1 "$PORT" <<<"$MARKER"

@@ -50,14 +50,7 @@ sends_whole() {
 @test "8 MiB written then _exit(0) at once all reach a plain sink behind stunnel" {
     start_bg sink python3 "$HELPERS/sink.py" "$BATS_TEST_TMPDIR/sink" --hash-only
     SINK_PORT=$(port_of sink)
-    start_stunnel outer <<'EOF2'
-[outer]
-accept = 127.0.0.1:@PORT@
-connect = 127.0.0.1:@SINK_PORT@
-cert = @CERTS@/outer-server.pem
-key = @CERTS@/outer-server.key
-EOF2
-    wait_for_port "$PORT"
+    start_stunnel_server outer "$PORT" "$SINK_PORT"
     client_policy client.yaml "$PORT" outer
     sends_whole _exit
 }

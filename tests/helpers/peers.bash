@@ -56,22 +56,19 @@ start_stunnel_chain() {
     PORT=$(free_port) PORT2=$(free_port) PORT3=$(free_port)
     mkdir -p "$BATS_TEST_TMPDIR/www"
     serve_http http "$PORT3" "$BATS_TEST_TMPDIR/www"
-    start_stunnel inner <<'EOS'
-[inner]
-accept = 127.0.0.1:@PORT2@
-connect = 127.0.0.1:@PORT3@
-cert = @CERTS@/inner-server.pem
-key = @CERTS@/inner-server.key
-EOS
-    wait_for_port "$PORT2"
-    start_stunnel outer <<'EOS'
-[outer]
-accept = 127.0.0.1:@PORT@
-connect = 127.0.0.1:@PORT2@
-cert = @CERTS@/outer-server.pem
-key = @CERTS@/outer-server.key
-EOS
-    wait_for_port "$PORT"
+    start_stunnel_server inner "$PORT2" "$PORT3"
+    start_stunnel_server outer "$PORT" "$PORT2"
+}
+
+# start_stunnel_server LAYER ACCEPT CONNECT: a stunnel TLS server named
+# LAYER (outer or inner: whose certificate it shows) on 127.0.0.1:ACCEPT,
+# relaying in plaintext to 127.0.0.1:CONNECT; returns once it listens.
+start_stunnel_server() {
+    local layer=$1 accept=$2 connect=$3
+    start_stunnel "$layer" < <(printf '%s\n' "[$layer]" "accept = 127.0.0.1:$accept" \
+        "connect = 127.0.0.1:$connect" "cert = $CERTS/$layer-server.pem" \
+        "key = $CERTS/$layer-server.key")
+    wait_for_port "$accept"
 }
 
 # serve_http NAME PORT DIR [POLICY]: python3 -m http.server for DIR on

@@ -41,8 +41,14 @@ setup() {
     # the reset, as TCP's does; it must do so with nothing a handler may
     # not call (no OpenSSL, no malloc, no lock the interrupted code could
     # hold). A close that ran the connection in the handler hung on
-    # malloc's lock.
+    # malloc's lock. The engine must also tell the waiter before it frees
+    # anything: free() of what the interrupted thread allocated waits for
+    # that thread's arena lock, and the close waited out its 100 ms bound
+    # in about 4 rounds of 10 (under ASan in nearly every round). Now a
+    # few in a hundred do, when the signal lands while the engine still
+    # encrypts that round's line (docs/behaviour.md, Limits).
     run --separate-stderr timeout 60 "$NESTLS" run -p "$POLICY" -- "$TESTBIN/sigclose" "$PORT" 300
     assert_ok
-    assert_output "closed 300"
+    [[ $output =~ ^closed\ 300,\ ([0-9]+)\ waited\ out$ ]] || fail "unexpected output: $output"
+    ((BASH_REMATCH[1] <= 30)) || fail "$output: more than 1 close in 10 waited out the bound"
 }

@@ -168,12 +168,15 @@ void nl_conn_free(struct nl_conn *c)
     close_end(&c->tcp);
     close_end(&c->app);
     drop_prog_hold(c);
+    /* Its end (a reset: this close) is on the wire. Told before anything
+     * is freed: the waiter may be a signal handler whose thread was
+     * interrupted inside malloc, holding the lock free() would wait for. */
+    if (c->sock)
+        tell_acted(c->sock);
     deliver_answer(c);
     nl_onion_free(&c->onion);
-    if (c->sock) {
-        tell_acted(c->sock); /* its end (a reset: this close) is on the wire */
+    if (c->sock)
         nl_sock_put(c->sock);
-    }
     free(c->leftover);
     free(c);
 }

@@ -167,6 +167,14 @@ void nl_cli_print_layer(FILE *out, const struct nl_layer *layer, size_t index, s
         print_server_side(out, layer, in);
     }
     print_versions(out, layer, in);
+    struct nl_shown_path crl;
+    if (layer->crl != NULL)
+        fprintf(out, "%srevoked:     the %s's certificate must not be in CRL %s\n", in,
+                role == NL_ROLE_CLIENT ? "server" : role == NL_ROLE_SERVER ? "client" : "peer",
+                nl_cli_show_path(layer->crl, &crl));
+    if (layer->padding != 0)
+        fprintf(out, "%spadding:     every record sent padded to a multiple of %u bytes\n", in,
+                layer->padding);
     if (layer->ciphers != NULL)
         fprintf(out, "%sciphers:     %s\n", in, layer->ciphers);
     if (layer->ciphersuites != NULL)

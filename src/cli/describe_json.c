@@ -75,4 +75,9 @@ void nl_cli_json_layer_members(struct nl_json *j, const struct nl_layer *layer, 
     for (size_t i = 0; i < layer->n_alpn; i++)
         nl_json_str(j, NULL, layer->alpn[i]);
     nl_json_end_array(j);
+    json_path(j, "crl", layer->crl);
+    if (layer->padding != 0)
+        nl_json_int(j, "padding", layer->padding);
+    else
+        nl_json_null(j, "padding");
 }

@@ -294,9 +294,32 @@ static void fail(struct nl_conn *c, int err, const char *fmt, ...)
     finish(c, "error");
 }
 
+/* A failed handshake leaves OpenSSL's alert ("certificate revoked",
+ * "unknown CA") in the outer layer's output: send what TCP takes now, so
+ * the peer learns why. Then drop what the peer had already sent: closing
+ * a socket with bytes unread sends a reset, which can overtake the alert
+ * in the peer's receive queue. Best effort, never blocking. */
+static void send_alert(struct nl_conn *c)
+{
+    if (c->tcp.fd < 0 || c->tcp_error)
+        return;
+    const unsigned char *data;
+    size_t n;
+    while ((n = nl_onion_net_out_peek(&c->onion, &data)) > 0) {
+        ssize_t w = nl_real.send(c->tcp.fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        nl_onion_net_out_consume(&c->onion, (size_t)w);
+    }
+    unsigned char junk[4096];
+    for (int i = 0; i < 16 && recv(c->tcp.fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+        ;
+}
+
 static void fail_tls(struct nl_conn *c)
 {
     struct nl_onion *o = &c->onion;
+    send_alert(c);
     fail(c, o->fail_errno, "layer %d: %s", o->failed_layer + 1, o->fail_reason);
 }
 

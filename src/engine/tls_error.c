@@ -76,6 +76,18 @@ static void describe_verify(SSL *ssl, long verify, const struct nl_layer *cfg, e
         snprintf(hint, sizeof(hint), " (the %s's certificate is not from a CA in this layer's "
                                      "'%s')", peer, trust);
         break;
+    case X509_V_ERR_CERT_REVOKED:
+        snprintf(hint, sizeof(hint), " (the %s's certificate is listed in this layer's 'crl')",
+                 peer);
+        break;
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+        snprintf(hint, sizeof(hint), " (this layer's 'crl' holds no CRL from the CA of the %s's "
+                                     "certificate)", peer);
+        break;
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+        snprintf(hint, sizeof(hint), " (this layer's 'crl' is past its next update: it needs "
+                                     "a fresh one)");
+        break;
     default:
         break;
     }
@@ -105,6 +117,8 @@ static const char *hint_for(int r, enum nl_role role)
     case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
         return role == NL_ROLE_CLIENT ? " (the server does not trust this layer's 'cert')"
                                       : " (the client does not trust this layer's 'cert')";
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+        return " (the peer has revoked this layer's 'cert')";
     case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
         return " (the server wants a client certificate: set 'cert' and 'key' in this layer)";
     case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:

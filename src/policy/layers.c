@@ -10,7 +10,7 @@
 
 const char *const nl_layer_keys[] = {
     "server_name", "ca", "cert", "key", "client_ca", "verify", "insecure", "min_version",
-    "max_version", "ciphers", "ciphersuites", "groups", "alpn", NULL,
+    "max_version", "ciphers", "ciphersuites", "groups", "alpn", "crl", "padding", NULL,
 };
 
 static int parse_alpn(struct nl_loader *L, const yaml_node_t *v, struct nl_layer *layer)
@@ -120,6 +120,29 @@ static int read_keys(struct nl_loader *L, const yaml_node_t *v, struct nl_layer 
         NL_GUARD(nl_get_string(L, at->groups, "groups", &layer->groups));
     if ((x = nl_yaml_get(L, v, "alpn", NULL)) != NULL)
         NL_GUARD(parse_alpn(L, x, layer));
+    if ((at->crl = nl_yaml_get(L, v, "crl", NULL)) != NULL)
+        NL_GUARD(nl_get_file(L, at->crl, "crl", &layer->crl));
+    if ((at->padding = nl_yaml_get(L, v, "padding", NULL)) != NULL)
+        NL_GUARD(nl_get_uint(L, at->padding, "padding", 2, SSL3_RT_MAX_PLAIN_LENGTH,
+                             &layer->padding));
+    return 0;
+}
+
+/* A CRL only means something where a peer's certificate is verified, and
+ * padding only exists in TLS 1.3: either one set where it cannot act would
+ * look like protection that is not there. */
+static int check_revocation_and_padding(struct nl_loader *L, const struct nl_layer *layer,
+                                        const struct nl_layer_nodes *at, enum nl_role role)
+{
+    if (layer->crl != NULL && !layer->verify)
+        return nl_fail(L, at->crl, "'crl' needs verification: this layer has 'verify: false'");
+    if (layer->crl != NULL && role == NL_ROLE_SERVER && layer->client_ca == NULL)
+        return nl_fail(L, at->crl, "'crl' on a server layer checks client certificates: it "
+                                   "needs 'client_ca' beside it");
+    if (layer->padding != 0 && layer->min_version < TLS1_3_VERSION)
+        return nl_fail(L, at->padding, "'padding' pads TLS 1.3 records only: it needs "
+                                       "'min_version: TLSv1.3' beside it (TLS 1.2 records "
+                                       "would go unpadded)");
     return 0;
 }
 
@@ -151,7 +174,7 @@ static int check_layer(struct nl_loader *L, const struct nl_layer *layer,
                                          "give 'cert' and 'key'", layer_label);
     if (layer->cert != NULL)
         NL_GUARD(nl_check_keypair(L, layer, at));
-    return 0;
+    return check_revocation_and_padding(L, layer, at, role);
 }
 
 static int parse_layer(struct nl_loader *L, const yaml_node_t *v, struct nl_layer *layer,

@@ -320,6 +320,7 @@ static void free_layer(struct nl_layer *l)
     free(l->cert);
     free(l->key);
     free(l->client_ca);
+    free(l->crl);
     free(l->ciphers);
     free(l->ciphersuites);
     free(l->groups);

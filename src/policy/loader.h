@@ -126,7 +126,7 @@ int nl_parse_layers(struct nl_loader *L, const yaml_node_t *layers_node, struct 
 /* Where each TLS setting of a layer was written, so a rejection by OpenSSL
  * points at the value that caused it (NULL: not given). */
 struct nl_layer_nodes {
-    const yaml_node_t *layer, *ca, *cert, *key, *client_ca;
+    const yaml_node_t *layer, *ca, *cert, *key, *client_ca, *crl, *padding;
     const yaml_node_t *ciphers, *ciphersuites, *groups;
 };
 

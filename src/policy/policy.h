@@ -49,6 +49,8 @@ struct nl_layer {
     char *ca;              /* absolute path, "system", or NULL */
     char *cert, *key;      /* absolute paths or NULL */
     char *client_ca;       /* server: require + verify client certs; or NULL */
+    char *crl;             /* PEM CRLs the peer's leaf is checked against; or NULL */
+    unsigned padding;      /* TLS 1.3 records sent padded to a multiple of this; 0 = off */
     bool verify;           /* default true */
     bool insecure;         /* required beside verify: false */
     int min_version;       /* TLS1_2_VERSION (default) or TLS1_3_VERSION */

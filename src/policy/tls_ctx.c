@@ -5,6 +5,7 @@
 #include "policy/loader.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,6 +57,49 @@ static int setup_common(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer
         NL_GUARD_OSSL(SSL_CTX_set1_groups_list(ctx, layer->groups),
                       ssl_fail(L, at->groups, "'groups'", layer->groups));
     }
+    /* Every TLS 1.3 record this layer sends, handshake and data, is padded
+     * to a multiple of 'padding' bytes: the sizes of what it carries (an
+     * inner layer's handshake) no longer show. */
+    if (layer->padding != 0)
+        NL_GUARD_OSSL(SSL_CTX_set_block_padding(ctx, layer->padding),
+                      ssl_fail(L, node_or_layer(at->padding, at), "'padding'", "the size"));
+    return 0;
+}
+
+/* Every CRL in the layer's 'crl' file goes into the context's trust
+ * store, and the peer's leaf certificate must then be covered by a CRL
+ * from its issuer: not revoked, and the CRL current (OpenSSL checks the
+ * CRL's signature against the trusted CAs and its next update). Only the
+ * leaf: CRL_CHECK_ALL would demand a CRL from every CA up the chain. */
+static int use_crls(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer,
+                    const struct nl_layer_nodes *at)
+{
+    BIO *in = BIO_new_file(layer->crl, "r");
+    if (in == NULL)
+        return ssl_fail(L, at->crl, "'crl' file", written(at->crl, layer->crl));
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int n = 0;
+    X509_CRL *crl;
+    while ((crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL)) != NULL) {
+        int added = X509_STORE_add_crl(store, crl);
+        X509_CRL_free(crl);
+        if (added != 1) {
+            BIO_free(in);
+            return ssl_fail(L, at->crl, "'crl' file", written(at->crl, layer->crl));
+        }
+        n++;
+    }
+    BIO_free(in);
+    /* The loop ends on "no more PEM blocks": that is not an error, but
+     * anything else (a damaged block) is. */
+    unsigned long e = ERR_peek_last_error();
+    if (n > 0 && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+        ERR_clear_error();
+    else if (n == 0 || e != 0)
+        return nl_fail(L, at->crl, "'crl' file '%s' %s", written(at->crl, layer->crl),
+                       n == 0 ? "holds no PEM CRL (-----BEGIN X509 CRL-----)"
+                              : "holds a damaged CRL");
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     return 0;
 }
 
@@ -89,6 +133,8 @@ static int setup_client(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer
                       ssl_fail(L, at->ca, "'ca' file", written(at->ca, layer->ca)));
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
+    if (layer->crl != NULL && layer->verify)
+        NL_GUARD(use_crls(L, ctx, layer, at));
     if (layer->cert != NULL)
         NL_GUARD(use_keypair(L, ctx, layer, at));
     /* Note: SSL_CTX_set_alpn_protos returns 0 on success. */
@@ -131,6 +177,8 @@ static int setup_server(struct nl_loader *L, SSL_CTX *ctx, struct nl_layer *laye
                             written(at->client_ca, layer->client_ca));
         SSL_CTX_set_client_CA_list(ctx, names);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        if (layer->crl != NULL)
+            NL_GUARD(use_crls(L, ctx, layer, at));
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }

@@ -757,6 +757,37 @@ static void verify_false_needs_insecure(void)
                  "verify: false needs 'insecure: true' beside it");
 }
 
+static void crl_needs_verification(void)
+{
+    EXPECT_ERROR(CLIENT_RULE "        verify: false\n        insecure: true\n"
+                             "        crl: certs/outer-ca.pem\n",
+                 "10:14", "'crl' needs verification: this layer has 'verify: false'");
+}
+
+static void server_crl_needs_client_ca(void)
+{
+    EXPECT_ERROR("version: 1\nrules:\n  - name: s\n    match: {role: server}\n    layers:\n"
+                 "      - cert: certs/outer-server.pem\n        key: certs/outer-server.key\n"
+                 "        crl: certs/outer-ca.pem\n",
+                 "8:14", "'crl' on a server layer checks client certificates: it needs "
+                         "'client_ca' beside it");
+}
+
+static void crl_file_without_crl(void)
+{
+    EXPECT_ERROR(CLIENT_RULE "        ca: certs/outer-ca.pem\n        crl: certs/outer-ca.pem\n",
+                 "9:14", "'crl' file 'certs/outer-ca.pem' holds no PEM CRL");
+}
+
+static void padding_needs_tls13(void)
+{
+    EXPECT_ERROR(CLIENT_RULE "        ca: certs/outer-ca.pem\n        padding: 512\n", "9:18",
+                 "'padding' pads TLS 1.3 records only: it needs 'min_version: TLSv1.3'");
+    EXPECT_ERROR(CLIENT_RULE "        ca: certs/outer-ca.pem\n        min_version: TLSv1.3\n"
+                             "        padding: 16385\n",
+                 "10:18", "'padding' is out of range: must be from 2 to 16384");
+}
+
 static void min_version_above_max(void)
 {
     EXPECT_ERROR(CLIENT_RULE "        min_version: TLSv1.3\n        max_version: TLSv1.2\n", "8:22",
@@ -1414,6 +1445,10 @@ int main(void)
     RUN(server_layer_needs_cert_and_key);
     RUN(both_roles_layer_needs_cert_or_client_role);
     RUN(verify_false_needs_insecure);
+    RUN(crl_needs_verification);
+    RUN(server_crl_needs_client_ca);
+    RUN(crl_file_without_crl);
+    RUN(padding_needs_tls13);
     RUN(min_version_above_max);
     RUN(unknown_tls_version);
     RUN(alpn_empty_entry);

@@ -132,10 +132,28 @@ static void print_client_side(FILE *out, const struct nl_layer *layer,
                 nl_cli_show_path(layer->key ? layer->key : layer->cert, &b));
 }
 
+/* certs: one line per certificate, with the names it is chosen for. */
+static void print_sni_certs(FILE *out, const struct nl_layer *layer, const char *in)
+{
+    struct nl_shown_path a, b;
+    for (size_t i = 0; i < layer->n_certs; i++) {
+        const struct nl_sni_cert *e = &layer->certs[i];
+        fprintf(out, "%scertificate: %s (key %s) for ", in, nl_cli_show_path(e->cert, &a),
+                nl_cli_show_path(e->key, &b));
+        if (e->n_names == 0)
+            fprintf(out, "the names in the certificate");
+        for (size_t k = 0; k < e->n_names; k++)
+            fprintf(out, "%s%s", k ? ", " : "", e->names[k]);
+        fprintf(out, "%s\n", i == 0 ? "; the default" : "");
+    }
+}
+
 static void print_server_side(FILE *out, const struct nl_layer *layer, const char *in)
 {
     struct nl_shown_path a, b;
-    if (layer->cert != NULL)
+    if (layer->n_certs > 0)
+        print_sni_certs(out, layer, in);
+    else if (layer->cert != NULL)
         fprintf(out, "%scertificate: %s (key %s)\n", in, nl_cli_show_path(layer->cert, &a),
                 nl_cli_show_path(layer->key ? layer->key : layer->cert, &b));
     else
@@ -145,6 +163,9 @@ static void print_server_side(FILE *out, const struct nl_layer *layer, const cha
                 nl_cli_show_path(layer->client_ca, &a));
     else
         fprintf(out, "%sclients:     no client certificate asked for\n", in);
+    if (layer->sni_required)
+        fprintf(out, "%ssni:         required: a client whose server name no certificate is "
+                     "for is refused\n", in);
 }
 
 void nl_cli_print_layer(FILE *out, const struct nl_layer *layer, size_t index, size_t n,

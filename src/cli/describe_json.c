@@ -76,6 +76,19 @@ void nl_cli_json_layer_members(struct nl_json *j, const struct nl_layer *layer, 
         nl_json_str(j, NULL, layer->alpn[i]);
     nl_json_end_array(j);
     json_path(j, "crl", layer->crl);
+    nl_json_array(j, "certs");
+    for (size_t i = 0; i < layer->n_certs; i++) {
+        nl_json_object(j, NULL);
+        json_path(j, "cert", layer->certs[i].cert);
+        json_path(j, "key", layer->certs[i].key);
+        nl_json_array(j, "names");
+        for (size_t k = 0; k < layer->certs[i].n_names; k++)
+            nl_json_str(j, NULL, layer->certs[i].names[k]);
+        nl_json_end_array(j);
+        nl_json_end_object(j);
+    }
+    nl_json_end_array(j);
+    nl_json_bool(j, "sni_required", layer->sni_required);
     if (layer->padding != 0)
         nl_json_int(j, "padding", layer->padding);
     else

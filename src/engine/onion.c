@@ -580,11 +580,20 @@ void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
         const unsigned char *alpn = NULL;
         unsigned alpn_len = 0;
         SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+        /* A server layer with several certificates: the one SNI chose. */
+        char own[300] = "";
+        X509 *mine = o->role == NL_ROLE_SERVER && o->rule->layers[i].n_certs > 1
+                         ? SSL_get_certificate(ssl) : NULL;
+        if (mine != NULL) {
+            char name[256];
+            subject_rfc2253(mine, name, sizeof(name));
+            snprintf(own, sizeof(own), " cert \"%s\"", name);
+        }
         int n = snprintf(out + used, len - used,
-                         "%slayer %zu %s %s sni %s peer \"%s\" verified %s alpn %.*s%s",
+                         "%slayer %zu %s %s sni %s peer \"%s\" verified %s alpn %.*s%s%s",
                          i ? "; " : "", i + 1, SSL_get_version(ssl), SSL_get_cipher_name(ssl),
                          sni != NULL ? sni : "-", subject, verified,
-                         alpn_len ? (int)alpn_len : 1, alpn_len ? (const char *)alpn : "-",
+                         alpn_len ? (int)alpn_len : 1, alpn_len ? (const char *)alpn : "-", own,
                          SSL_session_reused(ssl) ? " resumed" : "");
         if (n < 0)
             break;

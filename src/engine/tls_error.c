@@ -156,6 +156,19 @@ int nl_tls_describe_failure(SSL *ssl, int ssl_err, const struct nl_layer *cfg, e
         nl_err_clear();
         return EACCES;
     }
+    /* Our own refusal (policy/sni_certs.c): say which name, not OpenSSL's
+     * "callback failed". */
+    const char *asked = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (role == NL_ROLE_SERVER && cfg != NULL && cfg->sni_required &&
+        nl_sni_pick(cfg, asked) < 0) {
+        if (asked != NULL)
+            snprintf(out, len, "the client asked for '%.100s', which no certificate of this "
+                               "layer is for (sni: require)", asked);
+        else
+            snprintf(out, len, "the client sent no server name (sni: require)");
+        nl_err_clear();
+        return EACCES;
+    }
     if (e != 0) {
         const char *reason = ERR_reason_error_string(e);
         int r = ERR_GET_REASON(e);

@@ -10,7 +10,7 @@
 
 const char *const nl_layer_keys[] = {
     "server_name", "ca", "cert", "key", "client_ca", "verify", "insecure", "min_version",
-    "max_version", "ciphers", "ciphersuites", "groups", "alpn", "crl", "padding", NULL,
+    "max_version", "ciphers", "ciphersuites", "groups", "alpn", "crl", "padding", "certs", "sni", NULL,
 };
 
 static int parse_alpn(struct nl_loader *L, const yaml_node_t *v, struct nl_layer *layer)
@@ -125,6 +125,14 @@ static int read_keys(struct nl_loader *L, const yaml_node_t *v, struct nl_layer 
     if ((at->padding = nl_yaml_get(L, v, "padding", NULL)) != NULL)
         NL_GUARD(nl_get_uint(L, at->padding, "padding", 2, SSL3_RT_MAX_PLAIN_LENGTH,
                              &layer->padding));
+    if ((at->certs = nl_yaml_get(L, v, "certs", NULL)) != NULL)
+        NL_GUARD(nl_parse_sni_certs(L, at->certs, layer, at));
+    if ((at->sni = nl_yaml_get(L, v, "sni", NULL)) != NULL) {
+        static const char *const sni_values[] = {"optional", "require", NULL};
+        int v_sni = 0;
+        NL_GUARD(nl_get_enum(L, at->sni, "sni", sni_values, &v_sni));
+        layer->sni_required = v_sni == 1;
+    }
     return 0;
 }
 
@@ -134,6 +142,14 @@ static int read_keys(struct nl_loader *L, const yaml_node_t *v, struct nl_layer 
 static int check_revocation_and_padding(struct nl_loader *L, const struct nl_layer *layer,
                                         const struct nl_layer_nodes *at, enum nl_role role)
 {
+    /* A client layer never shows these certificates: a rule that can be
+     * either role would use them in one and silently not in the other. */
+    if (at->certs != NULL && role != NL_ROLE_SERVER)
+        return nl_fail(L, at->certs, "'certs' is for server layers: set 'match.role: server' "
+                                     "on the rule");
+    if (at->sni != NULL && role != NL_ROLE_SERVER)
+        return nl_fail(L, at->sni, "'sni' is for server layers: set 'match.role: server' on "
+                                   "the rule");
     if (layer->crl != NULL && !layer->verify)
         return nl_fail(L, at->crl, "'crl' needs verification: this layer has 'verify: false'");
     if (layer->crl != NULL && role == NL_ROLE_SERVER && layer->client_ca == NULL)

@@ -321,6 +321,17 @@ static void free_layer(struct nl_layer *l)
     free(l->key);
     free(l->client_ca);
     free(l->crl);
+    for (size_t i = 0; i < l->n_certs; i++) {
+        struct nl_sni_cert *e = &l->certs[i];
+        free(e->cert);
+        free(e->key);
+        for (size_t k = 0; k < e->n_names; k++)
+            free(e->names[k]);
+        free(e->names);
+        if (i > 0) /* the first is the layer's server_ctx, freed below */
+            SSL_CTX_free(e->ctx);
+    }
+    free(l->certs);
     free(l->ciphers);
     free(l->ciphersuites);
     free(l->groups);

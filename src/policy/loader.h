@@ -126,7 +126,7 @@ int nl_parse_layers(struct nl_loader *L, const yaml_node_t *layers_node, struct 
 /* Where each TLS setting of a layer was written, so a rejection by OpenSSL
  * points at the value that caused it (NULL: not given). */
 struct nl_layer_nodes {
-    const yaml_node_t *layer, *ca, *cert, *key, *client_ca, *crl, *padding;
+    const yaml_node_t *layer, *ca, *cert, *key, *client_ca, *crl, *padding, *certs, *sni;
     const yaml_node_t *ciphers, *ciphersuites, *groups;
 };
 
@@ -140,6 +140,19 @@ int nl_check_groups(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *la
                     const yaml_node_t *at);
 /* Never prompt on the terminal for a key passphrase. */
 int nl_no_passphrase(char *buf, int size, int rwflag, void *called);
+/* sni_certs.c: `certs:` into layer->certs (cert and key become the first
+ * entry's, their nodes in *at that entry's); each entry's own checks. */
+int nl_parse_sni_certs(struct nl_loader *L, const yaml_node_t *v, struct nl_layer *layer,
+                       struct nl_layer_nodes *at);
+/* The contexts of the entries after the first, and the callback on the
+ * layer's server context that switches to the one the client's SNI names. */
+int nl_build_sni_contexts(struct nl_loader *L, struct nl_layer *layer, size_t rule_index,
+                          size_t layer_index, const struct nl_layer_nodes *at);
+/* tls_ctx.c: a server context for one certificate of the layer. */
+SSL_CTX *nl_new_server_context(struct nl_loader *L, struct nl_layer *layer, const char *cert,
+                               const char *key, const yaml_node_t *cert_at,
+                               const yaml_node_t *key_at, size_t rule_index, size_t layer_index,
+                               const struct nl_layer_nodes *at);
 /* Build the contexts the rule's role needs. */
 int nl_build_contexts(struct nl_loader *L, struct nl_layer *layer, enum nl_role role,
                       size_t rule_index, size_t layer_index, const struct nl_layer_nodes *at);

@@ -43,6 +43,17 @@ struct nl_port_range {
     uint16_t lo, hi; /* inclusive; a single port has lo == hi */
 };
 
+/* One certificate of a server layer that holds several (`certs:`),
+ * chosen by the name the client sends (SNI). */
+struct nl_sni_cert {
+    char *cert, *key;      /* absolute paths */
+    char **names;          /* host names or "*.suffix" it is chosen for;
+                              n_names == 0: the certificate's own names */
+    size_t n_names;
+    SSL_CTX *ctx;          /* a server context with this certificate; the
+                              first entry's is the layer's server_ctx */
+};
+
 struct nl_layer {
     struct nl_pos pos;     /* the layer's mapping in the file */
     char *server_name;     /* client: SNI + verify name; NULL = resolved name */
@@ -51,6 +62,10 @@ struct nl_layer {
     char *client_ca;       /* server: require + verify client certs; or NULL */
     char *crl;             /* PEM CRLs the peer's leaf is checked against; or NULL */
     unsigned padding;      /* TLS 1.3 records sent padded to a multiple of this; 0 = off */
+    struct nl_sni_cert *certs; /* server: `certs:`, n_certs >= 1 (then cert and
+                              key are the first one's); none: n_certs == 0 */
+    size_t n_certs;
+    bool sni_required;     /* server: refuse a client whose SNI names no certificate */
     bool verify;           /* default true */
     bool insecure;         /* required beside verify: false */
     int min_version;       /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
@@ -130,6 +145,11 @@ bool nl_policy_listener_restricted(const struct nl_policy *policy, const struct 
 
 /* First rule that matches, or NULL (then settings.default_action applies). */
 const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const struct nl_conn_query *q);
+
+/* Server role: the index of the layer's certificate for the host name a
+ * client sent (its `certs:` entry, or 0 for the one `cert`), or -1 when
+ * none is for that name (policy/sni_certs.c). */
+int nl_sni_pick(const struct nl_layer *layer, const char *name);
 
 /* Human-readable names ("client", "wrap", "TLSv1.2", ...). */
 const char *nl_role_name(enum nl_role role);

@@ -104,17 +104,17 @@ static int use_crls(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *la
 }
 
 /* Our own certificate chain and key (already checked to match). */
-static int use_keypair(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer,
-                       const struct nl_layer_nodes *at)
+static int use_keypair(struct nl_loader *L, SSL_CTX *ctx, const char *cert, const char *key,
+                       const yaml_node_t *cert_at, const yaml_node_t *key_at)
 {
-    NL_GUARD_OSSL(SSL_CTX_use_certificate_chain_file(ctx, layer->cert),
-                  ssl_fail(L, at->cert, "'cert' file", written(at->cert, layer->cert)));
-    NL_GUARD_OSSL(SSL_CTX_use_PrivateKey_file(ctx, layer->key, SSL_FILETYPE_PEM),
-                  ssl_fail(L, at->key, "'key' file", written(at->key, layer->key)));
+    NL_GUARD_OSSL(SSL_CTX_use_certificate_chain_file(ctx, cert),
+                  ssl_fail(L, cert_at, "'cert' file", written(cert_at, cert)));
+    NL_GUARD_OSSL(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM),
+                  ssl_fail(L, key_at, "'key' file", written(key_at, key)));
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
-        return nl_fail(L, at->key, "key '%s' does not match cert '%s'",
-                       written(at->key, layer->key), written(at->cert, layer->cert));
+        return nl_fail(L, key_at, "key '%s' does not match cert '%s'", written(key_at, key),
+                       written(cert_at, cert));
     }
     return 0;
 }
@@ -136,7 +136,7 @@ static int setup_client(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer
     if (layer->crl != NULL && layer->verify)
         NL_GUARD(use_crls(L, ctx, layer, at));
     if (layer->cert != NULL)
-        NL_GUARD(use_keypair(L, ctx, layer, at));
+        NL_GUARD(use_keypair(L, ctx, layer->cert, layer->key, at->cert, at->key));
     /* Note: SSL_CTX_set_alpn_protos returns 0 on success. */
     if (layer->alpn_wire != NULL &&
         SSL_CTX_set_alpn_protos(ctx, layer->alpn_wire, (unsigned)layer->alpn_wire_len) != 0)
@@ -163,7 +163,6 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
 static int setup_server(struct nl_loader *L, SSL_CTX *ctx, struct nl_layer *layer,
                         size_t rule_index, size_t layer_index, const struct nl_layer_nodes *at)
 {
-    NL_GUARD(use_keypair(L, ctx, layer, at));
     /* The server's order of suites wins (the policy's, or our strict
      * default): a client listing a weaker suite first does not get it. */
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -206,11 +205,30 @@ int nl_build_contexts(struct nl_loader *L, struct nl_layer *layer, enum nl_role 
         NL_GUARD(setup_client(L, layer->client_ctx, layer, at));
     }
     if (role != NL_ROLE_CLIENT) {
-        layer->server_ctx = SSL_CTX_new(TLS_server_method());
+        layer->server_ctx = nl_new_server_context(L, layer, layer->cert, layer->key, at->cert,
+                                                  at->key, rule_index, layer_index, at);
         if (layer->server_ctx == NULL)
-            return ssl_fail(L, at->layer, "a new server context for", "this layer");
-        NL_GUARD(setup_common(L, layer->server_ctx, layer, at));
-        NL_GUARD(setup_server(L, layer->server_ctx, layer, rule_index, layer_index, at));
+            return -1;
+        NL_GUARD(nl_build_sni_contexts(L, layer, rule_index, layer_index, at));
     }
     return 0;
+}
+
+SSL_CTX *nl_new_server_context(struct nl_loader *L, struct nl_layer *layer, const char *cert,
+                               const char *key, const yaml_node_t *cert_at,
+                               const yaml_node_t *key_at, size_t rule_index, size_t layer_index,
+                               const struct nl_layer_nodes *at)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        ssl_fail(L, at->layer, "a new server context for", "this layer");
+        return NULL;
+    }
+    if (setup_common(L, ctx, layer, at) != 0 ||
+        use_keypair(L, ctx, cert, key, cert_at, key_at) != 0 ||
+        setup_server(L, ctx, layer, rule_index, layer_index, at) != 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }

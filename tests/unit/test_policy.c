@@ -788,6 +788,36 @@ static void padding_needs_tls13(void)
                  "10:18", "'padding' is out of range: must be from 2 to 16384");
 }
 
+#define SERVER_SNI_RULE                                               \
+    "version: 1\nrules:\n  - name: s\n    match: {role: server}\n" \
+    "    layers:\n      - "
+
+static void sni_certs_errors(void)
+{
+    EXPECT_ERROR(SERVER_SNI_RULE "cert: certs/outer-server.pem\n        key: certs/outer-server.key\n"
+                                 "        certs: [{cert: certs/outer-server.pem, key: "
+                                 "certs/outer-server.key}]\n",
+                 "8:16", "'certs' takes the place of 'cert' and 'key'");
+    EXPECT_ERROR(SERVER_SNI_RULE "certs: []\n", "6:16", "'certs' must be a non-empty list");
+    EXPECT_ERROR(SERVER_SNI_RULE "certs: [{cert: certs/outer-server.pem}]\n", "6:17",
+                 "certs entry 1 needs both 'cert' and 'key'");
+    EXPECT_ERROR(SERVER_SNI_RULE "certs: [{cert: certs/outer-server.pem, key: "
+                                 "certs/outer-server.key, names: [a..b]}]\n",
+                 "6:85", "bad name 'a..b' in certs entry 1");
+    EXPECT_ERROR(SERVER_SNI_RULE "certs: [{cert: certs/outer-server.pem, key: "
+                                 "certs/outer-server.key}, {cert: certs/mismatch.pem, key: "
+                                 "certs/mismatch.key}]\n",
+                 "6:110", "key 'certs/mismatch.key' does not match cert 'certs/mismatch.pem'");
+    EXPECT_ERROR(SERVER_SNI_RULE "certs: [{cert: certs/outer-server.pem, key: "
+                                 "certs/outer-server.key}]\n        sni: always\n",
+                 "7:14", "bad value 'always' for 'sni': expected optional or require");
+    EXPECT_ERROR(CLIENT_RULE "        sni: require\n", "8:14",
+                 "'sni' is for server layers: set 'match.role: server' on the rule");
+    EXPECT_ERROR(CLIENT_RULE "        certs: [{cert: certs/outer-server.pem, key: "
+                             "certs/outer-server.key}]\n",
+                 "8:16", "'certs' is for server layers");
+}
+
 static void min_version_above_max(void)
 {
     EXPECT_ERROR(CLIENT_RULE "        min_version: TLSv1.3\n        max_version: TLSv1.2\n", "8:22",
@@ -1449,6 +1479,7 @@ int main(void)
     RUN(server_crl_needs_client_ca);
     RUN(crl_file_without_crl);
     RUN(padding_needs_tls13);
+    RUN(sni_certs_errors);
     RUN(min_version_above_max);
     RUN(unknown_tls_version);
     RUN(alpn_empty_entry);

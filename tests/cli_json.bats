@@ -38,7 +38,7 @@ json_keys() {
 }
 
 LAYER_KEYS=(index line position server_name ca verify cert key client_ca min_version max_version
-    ciphers ciphersuites groups alpn crl padding certs sni_required)
+    ciphers ciphersuites groups alpn crl padding certs sni_required ocsp ocsp_staple)
 RULE_HEAD_KEYS=(index name line match action)
 
 # ------------------------------------------------------------------ check

@@ -9,6 +9,7 @@
 
 load helpers/common
 load helpers/peers
+load helpers/pki
 
 setup() {
     need_build
@@ -16,27 +17,6 @@ setup() {
     cd "$BATS_TEST_TMPDIR"
     PORT=$(free_port)
     MARKER=$(new_marker)
-}
-
-# make_crl NAME CA [CERT...]: NAME.pem, a CRL signed by CA (outer or
-# inner) that revokes each certs/CERT.pem, made by `openssl ca` from a
-# database of its own. CRL_DATES="-crl_lastupdate A -crl_nextupdate B"
-# backdates it.
-make_crl() {
-    local name=$1 ca=$2 cert
-    shift 2
-    mkdir -p "db-$name"
-    : >"db-$name/index.txt"
-    echo 1000 >"db-$name/crlnumber"
-    printf '[ca]\ndefault_ca = d\n[d]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\ndefault_crl_days = 1\n' \
-        "$PWD/db-$name/index.txt" "$PWD/db-$name/crlnumber" >"db-$name/ca.cnf"
-    for cert in "$@"; do
-        openssl ca -config "db-$name/ca.cnf" -cert "$CERTS/$ca-ca.pem" -keyfile "$CERTS/$ca-ca.key" \
-            -revoke "$CERTS/$cert.pem" 2>/dev/null || fail "openssl ca could not revoke $cert"
-    done
-    # shellcheck disable=SC2086 # CRL_DATES is a list of options
-    openssl ca -config "db-$name/ca.cnf" -cert "$CERTS/$ca-ca.pem" -keyfile "$CERTS/$ca-ca.key" \
-        -gencrl ${CRL_DATES:-} -out "$name.pem" 2>/dev/null || fail "openssl ca -gencrl failed"
 }
 
 # crl_client_policy CRL LAYER...: client_policy, with crl: CRL on the

@@ -130,6 +130,11 @@ static void print_client_side(FILE *out, const struct nl_layer *layer,
     if (layer->cert != NULL)
         fprintf(out, "%sclient cert: %s (key %s)\n", in, nl_cli_show_path(layer->cert, &a),
                 nl_cli_show_path(layer->key ? layer->key : layer->cert, &b));
+    if (layer->ocsp == NL_OCSP_REQUIRE)
+        fprintf(out, "%socsp:        required: a good, current, signed staple for the "
+                     "server's certificate\n", in);
+    else if (layer->ocsp == NL_OCSP_PREFER)
+        fprintf(out, "%socsp:        asked for: a staple saying revoked is refused\n", in);
 }
 
 /* certs: one line per certificate, with the names it is chosen for. */
@@ -163,6 +168,8 @@ static void print_server_side(FILE *out, const struct nl_layer *layer, const cha
                 nl_cli_show_path(layer->client_ca, &a));
     else
         fprintf(out, "%sclients:     no client certificate asked for\n", in);
+    if (layer->ocsp_staple != NULL)
+        fprintf(out, "%sstaples:     OCSP response %s\n", in, nl_cli_show_path(layer->ocsp_staple, &a));
     if (layer->sni_required)
         fprintf(out, "%ssni:         required: a client whose server name no certificate is "
                      "for is refused\n", in);

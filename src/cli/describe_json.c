@@ -89,6 +89,9 @@ void nl_cli_json_layer_members(struct nl_json *j, const struct nl_layer *layer, 
     }
     nl_json_end_array(j);
     nl_json_bool(j, "sni_required", layer->sni_required);
+    static const char *const ocsp_modes[] = {"off", "prefer", "require"};
+    nl_json_str(j, "ocsp", ocsp_modes[layer->ocsp]);
+    json_path(j, "ocsp_staple", layer->ocsp_staple);
     if (layer->padding != 0)
         nl_json_int(j, "padding", layer->padding);
     else

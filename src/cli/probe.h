@@ -67,8 +67,6 @@ void nl_probe_free(struct probe *p);
 const char *nl_probe_group(SSL *ssl);
 /* "CN=x,O=y" (RFC 2253), into buf. */
 const char *nl_probe_name(const X509_NAME *name, char *buf, size_t len);
-/* "2027-01-01T00:00:00Z" */
-const char *nl_probe_time(const ASN1_TIME *t, char *buf, size_t len);
 /* Each subjectAltName as "DNS:x", "IP:a", "email:x", "URI:x", to fn. */
 void nl_probe_each_san(X509 *cert, void (*fn)(const char *san, void *arg), void *arg);
 /* The OCSP staple, if any: status "none", "good", "revoked", "unknown"

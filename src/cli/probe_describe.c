@@ -41,15 +41,6 @@ const char *nl_probe_name(const X509_NAME *name, char *buf, size_t len)
     return buf;
 }
 
-const char *nl_probe_time(const ASN1_TIME *t, char *buf, size_t len)
-{
-    struct tm tm;
-    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 ||
-        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "?");
-    return buf;
-}
-
 static void san_text(const GENERAL_NAME *g, char *buf, size_t len)
 {
     int type;
@@ -98,81 +89,10 @@ void nl_probe_verdict(const struct probe_layer *l, struct probe_verdict *v)
     v->ok = v->checked && v->have_cert && v->code == X509_V_OK;
 }
 
-/* The certificate that issued the leaf: from the chain as verified (it
- * ends in the trust anchor), else the second the peer sent. */
-static X509 *leaf_issuer(SSL *ssl)
-{
-    STACK_OF(X509) *verified = SSL_get0_verified_chain(ssl);
-    if (sk_X509_num(verified) > 1)
-        return sk_X509_value(verified, 1);
-    STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
-    return sk_X509_num(sent) > 1 ? sk_X509_value(sent, 1) : NULL;
-}
-
-static void judge_basic(SSL *ssl, OCSP_BASICRESP *bs, struct probe_ocsp *o)
-{
-    STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
-    X509 *leaf = sk_X509_num(sent) > 0 ? sk_X509_value(sent, 0) : NULL;
-    X509 *issuer = leaf ? leaf_issuer(ssl) : NULL;
-    OCSP_CERTID *id = issuer ? OCSP_cert_to_id(NULL, leaf, issuer) : NULL;
-    int status, reason;
-    ASN1_GENERALIZEDTIME *revoked, *this_update, *next_update;
-    char a[40], b[40];
-    if (id == NULL) {
-        snprintf(o->detail, sizeof(o->detail), "the leaf's issuer is unknown: cannot match "
-                                               "the response to the certificate");
-        return;
-    }
-    if (OCSP_resp_find_status(bs, id, &status, &reason, &revoked, &this_update,
-                              &next_update) != 1) {
-        snprintf(o->detail, sizeof(o->detail), "the response does not cover the peer's "
-                                               "certificate");
-    } else if (OCSP_basic_verify(bs, sent, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), 0) != 1) {
-        snprintf(o->detail, sizeof(o->detail), "says %s, but its signature does not verify "
-                 "against this layer's trust", OCSP_cert_status_str(status));
-    } else if (OCSP_check_validity(this_update, next_update, 300, -1) != 1) {
-        snprintf(o->detail, sizeof(o->detail), "says %s, but is outside its validity "
-                 "(this update %s, next update %s)", OCSP_cert_status_str(status),
-                 nl_probe_time(this_update, a, sizeof(a)),
-                 nl_probe_time(next_update, b, sizeof(b)));
-    } else {
-        o->status = OCSP_cert_status_str(status); /* "good", "revoked", "unknown" */
-        if (status == V_OCSP_CERTSTATUS_REVOKED)
-            snprintf(o->detail, sizeof(o->detail), "revoked at %s",
-                     nl_probe_time(revoked, a, sizeof(a)));
-        else
-            snprintf(o->detail, sizeof(o->detail), "this update %s, next update %s",
-                     nl_probe_time(this_update, a, sizeof(a)),
-                     next_update ? nl_probe_time(next_update, b, sizeof(b)) : "none");
-    }
-    OCSP_CERTID_free(id);
-}
-
 void nl_probe_ocsp(SSL *ssl, struct probe_ocsp *o)
 {
-    const unsigned char *der = NULL;
-    long len = ssl ? SSL_get_tlsext_status_ocsp_resp(ssl, &der) : -1;
-    o->status = "none";
-    o->detail[0] = '\0';
-    if (len <= 0 || der == NULL)
-        return;
-    /* From here on a staple is there: "unusable" unless it says more. */
-    o->status = "unusable";
-    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &der, len);
-    if (resp == NULL) {
-        snprintf(o->detail, sizeof(o->detail), "not an OCSP response");
-        return;
-    }
-    int rs = OCSP_response_status(resp);
-    OCSP_BASICRESP *bs = rs == OCSP_RESPONSE_STATUS_SUCCESSFUL ? OCSP_response_get1_basic(resp)
-                                                               : NULL;
-    if (rs != OCSP_RESPONSE_STATUS_SUCCESSFUL)
-        snprintf(o->detail, sizeof(o->detail), "response status: %s",
-                 OCSP_response_status_str(rs));
-    else if (bs == NULL)
-        snprintf(o->detail, sizeof(o->detail), "no basic response inside");
-    else
-        judge_basic(ssl, bs, o);
-    OCSP_BASICRESP_free(bs);
-    OCSP_RESPONSE_free(resp);
+    struct nl_ocsp_verdict v;
+    nl_ocsp_judge(ssl, &v); /* the same judgement as a layer's 'ocsp' */
+    o->status = v.word;
+    snprintf(o->detail, sizeof(o->detail), "%s", v.detail);
 }

@@ -29,8 +29,8 @@ static void json_chain(struct nl_json *j, SSL *ssl)
         nl_json_array(j, "san");
         nl_probe_each_san(cert, json_san, j);
         nl_json_end_array(j);
-        nl_json_str(j, "not_before", nl_probe_time(X509_get0_notBefore(cert), buf, sizeof(buf)));
-        nl_json_str(j, "not_after", nl_probe_time(X509_get0_notAfter(cert), buf, sizeof(buf)));
+        nl_json_str(j, "not_before", nl_tls_time_text(X509_get0_notBefore(cert), buf, sizeof(buf)));
+        nl_json_str(j, "not_after", nl_tls_time_text(X509_get0_notAfter(cert), buf, sizeof(buf)));
         nl_json_end_object(j);
     }
     nl_json_end_array(j);

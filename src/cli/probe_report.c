@@ -47,9 +47,9 @@ static void print_chain(FILE *out, SSL *ssl)
         nl_probe_each_san(cert, print_san, &sans);
         fprintf(out, "%s\n", sans.n == 0 ? "none" : "");
         fprintf(out, "        not before: %s\n",
-                nl_probe_time(X509_get0_notBefore(cert), buf, sizeof(buf)));
+                nl_tls_time_text(X509_get0_notBefore(cert), buf, sizeof(buf)));
         fprintf(out, "        not after:  %s\n",
-                nl_probe_time(X509_get0_notAfter(cert), buf, sizeof(buf)));
+                nl_tls_time_text(X509_get0_notAfter(cert), buf, sizeof(buf)));
     }
 }
 

@@ -117,6 +117,8 @@ static const char *hint_for(int r, enum nl_role role)
     case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
         return role == NL_ROLE_CLIENT ? " (the server does not trust this layer's 'cert')"
                                       : " (the client does not trust this layer's 'cert')";
+    case SSL_R_TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE:
+        return " (the client refused this layer's 'ocsp_staple')";
     case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
         return " (the peer has revoked this layer's 'cert')";
     case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
@@ -166,6 +168,21 @@ int nl_tls_describe_failure(SSL *ssl, int ssl_err, const struct nl_layer *cfg, e
                                "layer is for (sni: require)", asked);
         else
             snprintf(out, len, "the client sent no server name (sni: require)");
+        nl_err_clear();
+        return EACCES;
+    }
+    /* Our own refusal of the server's staple (policy/ocsp.c): say what
+     * it said, or that there was none. */
+    if (e != 0 && ERR_GET_REASON(e) == SSL_R_INVALID_STATUS_RESPONSE && cfg != NULL &&
+        role == NL_ROLE_CLIENT && cfg->ocsp != NL_OCSP_OFF) {
+        struct nl_ocsp_verdict v;
+        nl_ocsp_judge(ssl, &v);
+        const char *mode = cfg->ocsp == NL_OCSP_REQUIRE ? "require" : "prefer";
+        if (v.status == NL_OCSP_NONE)
+            snprintf(out, len, "the server stapled no OCSP response (ocsp: %s)", mode);
+        else
+            snprintf(out, len, "the server's stapled OCSP response: %s%s%s (ocsp: %s)", v.word,
+                     v.detail[0] ? ", " : "", v.detail, mode);
         nl_err_clear();
         return EACCES;
     }

@@ -10,7 +10,7 @@
 
 const char *const nl_layer_keys[] = {
     "server_name", "ca", "cert", "key", "client_ca", "verify", "insecure", "min_version",
-    "max_version", "ciphers", "ciphersuites", "groups", "alpn", "crl", "padding", "certs", "sni", NULL,
+    "max_version", "ciphers", "ciphersuites", "groups", "alpn", "crl", "padding", "certs", "sni", "ocsp", "ocsp_staple", NULL,
 };
 
 static int parse_alpn(struct nl_loader *L, const yaml_node_t *v, struct nl_layer *layer)
@@ -133,6 +133,16 @@ static int read_keys(struct nl_loader *L, const yaml_node_t *v, struct nl_layer 
         NL_GUARD(nl_get_enum(L, at->sni, "sni", sni_values, &v_sni));
         layer->sni_required = v_sni == 1;
     }
+    if ((at->ocsp = nl_yaml_get(L, v, "ocsp", NULL)) != NULL) {
+        static const char *const ocsp_modes[] = {"off", "prefer", "require", NULL};
+        int mode = 0;
+        NL_GUARD(nl_get_enum(L, at->ocsp, "ocsp", ocsp_modes, &mode));
+        layer->ocsp = (enum nl_ocsp_mode)mode;
+    }
+    if ((at->ocsp_staple = nl_yaml_get(L, v, "ocsp_staple", NULL)) != NULL) {
+        NL_GUARD(nl_get_file(L, at->ocsp_staple, "ocsp_staple", &layer->ocsp_staple));
+        NL_GUARD(nl_load_staple(L, layer, at->ocsp_staple));
+    }
     return 0;
 }
 
@@ -150,6 +160,18 @@ static int check_revocation_and_padding(struct nl_loader *L, const struct nl_lay
     if (at->sni != NULL && role != NL_ROLE_SERVER)
         return nl_fail(L, at->sni, "'sni' is for server layers: set 'match.role: server' on "
                                    "the rule");
+    if (at->ocsp_staple != NULL && role != NL_ROLE_SERVER)
+        return nl_fail(L, at->ocsp_staple, "'ocsp_staple' is for server layers: set "
+                                           "'match.role: server' on the rule");
+    if (at->ocsp_staple != NULL && layer->n_certs > 1)
+        return nl_fail(L, at->ocsp_staple, "'ocsp_staple' is the status of one certificate: "
+                                           "not with several 'certs'");
+    if (layer->ocsp != NL_OCSP_OFF && role == NL_ROLE_SERVER)
+        return nl_fail(L, at->ocsp, "'ocsp' is for client layers (a server layer staples "
+                                    "with 'ocsp_staple')");
+    if (layer->ocsp != NL_OCSP_OFF && !layer->verify)
+        return nl_fail(L, at->ocsp, "'ocsp' needs verification: this layer has 'verify: "
+                                    "false'");
     if (layer->crl != NULL && !layer->verify)
         return nl_fail(L, at->crl, "'crl' needs verification: this layer has 'verify: false'");
     if (layer->crl != NULL && role == NL_ROLE_SERVER && layer->client_ca == NULL)

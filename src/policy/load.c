@@ -321,6 +321,8 @@ static void free_layer(struct nl_layer *l)
     free(l->key);
     free(l->client_ca);
     free(l->crl);
+    free(l->ocsp_staple);
+    free(l->staple);
     for (size_t i = 0; i < l->n_certs; i++) {
         struct nl_sni_cert *e = &l->certs[i];
         free(e->cert);

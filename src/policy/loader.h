@@ -127,6 +127,7 @@ int nl_parse_layers(struct nl_loader *L, const yaml_node_t *layers_node, struct 
  * points at the value that caused it (NULL: not given). */
 struct nl_layer_nodes {
     const yaml_node_t *layer, *ca, *cert, *key, *client_ca, *crl, *padding, *certs, *sni;
+    const yaml_node_t *ocsp, *ocsp_staple;
     const yaml_node_t *ciphers, *ciphersuites, *groups;
 };
 
@@ -148,6 +149,11 @@ int nl_parse_sni_certs(struct nl_loader *L, const yaml_node_t *v, struct nl_laye
  * layer's server context that switches to the one the client's SNI names. */
 int nl_build_sni_contexts(struct nl_loader *L, struct nl_layer *layer, size_t rule_index,
                           size_t layer_index, const struct nl_layer_nodes *at);
+/* ocsp.c: read and check layer->ocsp_staple; set a context's staple
+ * callbacks (the server's sending, the client's asking and judging). */
+int nl_load_staple(struct nl_loader *L, struct nl_layer *layer, const yaml_node_t *at);
+int nl_setup_ocsp(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer, bool server,
+                  const yaml_node_t *at);
 /* tls_ctx.c: a server context for one certificate of the layer. */
 SSL_CTX *nl_new_server_context(struct nl_loader *L, struct nl_layer *layer, const char *cert,
                                const char *key, const yaml_node_t *cert_at,

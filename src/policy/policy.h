@@ -43,6 +43,9 @@ struct nl_port_range {
     uint16_t lo, hi; /* inclusive; a single port has lo == hi */
 };
 
+/* A client layer's demand for a stapled OCSP response. */
+enum nl_ocsp_mode { NL_OCSP_OFF = 0, NL_OCSP_PREFER = 1, NL_OCSP_REQUIRE = 2 };
+
 /* One certificate of a server layer that holds several (`certs:`),
  * chosen by the name the client sends (SNI). */
 struct nl_sni_cert {
@@ -66,6 +69,11 @@ struct nl_layer {
                               key are the first one's); none: n_certs == 0 */
     size_t n_certs;
     bool sni_required;     /* server: refuse a client whose SNI names no certificate */
+    enum nl_ocsp_mode ocsp; /* client: ask for a staple; prefer: refuse "revoked";
+                              require: refuse all but a good, fresh, signed one */
+    char *ocsp_staple;     /* server: DER OCSP response file, or NULL */
+    unsigned char *staple; /* its bytes, read at load */
+    size_t staple_len;
     bool verify;           /* default true */
     bool insecure;         /* required beside verify: false */
     int min_version;       /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
@@ -150,6 +158,22 @@ const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const stru
  * client sent (its `certs:` entry, or 0 for the one `cert`), or -1 when
  * none is for that name (policy/sni_certs.c). */
 int nl_sni_pick(const struct nl_layer *layer, const char *name);
+
+/* What a stapled OCSP response says of the peer's leaf certificate
+ * (policy/ocsp.c): none stapled, unusable (unparsable, not covering the
+ * leaf, badly signed, out of date: detail says which), or its status. */
+enum nl_ocsp_status { NL_OCSP_NONE, NL_OCSP_UNUSABLE, NL_OCSP_GOOD, NL_OCSP_REVOKED,
+                      NL_OCSP_UNKNOWN };
+struct nl_ocsp_verdict {
+    enum nl_ocsp_status status;
+    const char *word;  /* "none", "unusable", "good", "revoked", "unknown" */
+    char detail[256];  /* why unusable, when revoked, or the validity */
+};
+void nl_ocsp_judge(SSL *ssl, struct nl_ocsp_verdict *v);
+/* Whether a layer in ocsp mode goes on with a staple in that status. */
+bool nl_ocsp_acceptable(enum nl_ocsp_mode mode, enum nl_ocsp_status status);
+/* "2026-12-07T04:30:00Z", or "?". */
+const char *nl_tls_time_text(const ASN1_TIME *t, char *buf, size_t len);
 
 /* Human-readable names ("client", "wrap", "TLSv1.2", ...). */
 const char *nl_role_name(enum nl_role role);

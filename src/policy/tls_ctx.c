@@ -142,7 +142,7 @@ static int setup_client(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer
         SSL_CTX_set_alpn_protos(ctx, layer->alpn_wire, (unsigned)layer->alpn_wire_len) != 0)
         return ssl_fail(L, at->layer, "'alpn'", layer->alpn[0]);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
-    return 0;
+    return nl_setup_ocsp(L, ctx, layer, false, node_or_layer(at->ocsp, at));
 }
 
 /* The server's first preference that the client offered; none: no ALPN. */
@@ -226,7 +226,8 @@ SSL_CTX *nl_new_server_context(struct nl_loader *L, struct nl_layer *layer, cons
     }
     if (setup_common(L, ctx, layer, at) != 0 ||
         use_keypair(L, ctx, cert, key, cert_at, key_at) != 0 ||
-        setup_server(L, ctx, layer, rule_index, layer_index, at) != 0) {
+        setup_server(L, ctx, layer, rule_index, layer_index, at) != 0 ||
+        nl_setup_ocsp(L, ctx, layer, true, node_or_layer(at->ocsp_staple, at)) != 0) {
         SSL_CTX_free(ctx);
         return NULL;
     }

@@ -818,6 +818,19 @@ static void sni_certs_errors(void)
                  "8:16", "'certs' is for server layers");
 }
 
+static void ocsp_errors(void)
+{
+    EXPECT_ERROR(CLIENT_RULE "        ocsp: always\n", "8:15",
+                 "bad value 'always' for 'ocsp': expected off, prefer or require");
+    EXPECT_ERROR(CLIENT_RULE "        verify: false\n        insecure: true\n        ocsp: require\n",
+                 "10:15", "'ocsp' needs verification");
+    EXPECT_ERROR(CLIENT_RULE "        ocsp_staple: certs/outer-ca.pem\n", "8:22",
+                 "'ocsp_staple' file '/");
+    EXPECT_ERROR(SERVER_SNI_RULE "cert: certs/outer-server.pem\n        key: certs/outer-server.key\n"
+                                 "        ocsp: require\n",
+                 "8:15", "'ocsp' is for client layers");
+}
+
 static void min_version_above_max(void)
 {
     EXPECT_ERROR(CLIENT_RULE "        min_version: TLSv1.3\n        max_version: TLSv1.2\n", "8:22",
@@ -1480,6 +1493,7 @@ int main(void)
     RUN(crl_file_without_crl);
     RUN(padding_needs_tls13);
     RUN(sni_certs_errors);
+    RUN(ocsp_errors);
     RUN(min_version_above_max);
     RUN(unknown_tls_version);
     RUN(alpn_empty_entry);

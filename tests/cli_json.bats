@@ -53,7 +53,7 @@ RULE_HEAD_KEYS=(index name line match action)
     json_is 'd["policies"][0]["valid"]' true
     json_is 'd["policies"][0]["path"]' "\"$REPO/policy/demo.yaml\""
     json_keys 'd["policies"][0]["settings"]' log_level log_file default_action \
-        handshake_timeout_ms linger_ms keylog_file allow_io_uring insecure_allow_unhookable
+        handshake_timeout_ms linger_ms keylog_file allow_io_uring insecure_allow_unhookable reload
     json_is 'd["policies"][0]["settings"]["handshake_timeout_ms"]' 10000
     json_is 'd["policies"][0]["settings"]["keylog_file"]' null
     json_keys 'd["policies"][0]["rules"][0]' "${RULE_HEAD_KEYS[@]}" layers

@@ -36,6 +36,11 @@ static void print_settings(FILE *out, const struct nl_settings *s)
                 s->keylog_file);
     else
         fprintf(out, "  keylog_file:          off  (default)\n");
+    if (s->reload)
+        fprintf(out, "  reload:               on - changed certificates, keys, CAs, CRLs and "
+                     "staples are taken up  (default)\n");
+    else
+        fprintf(out, "  reload:               off - changed files need a restart\n");
     if (s->allow_io_uring)
         fprintf(out, "  allow_io_uring:       true - io_uring, which no hook sees, is let through\n");
     else
@@ -88,6 +93,7 @@ static void json_settings(struct nl_json *j, const struct nl_settings *s)
     nl_json_int(j, "linger_ms", s->linger_ms);
     nl_json_str(j, "keylog_file", s->keylog_file);
     nl_json_bool(j, "allow_io_uring", s->allow_io_uring);
+    nl_json_bool(j, "reload", s->reload);
     nl_json_bool(j, "insecure_allow_unhookable", s->allow_unhookable);
     nl_json_end_object(j);
 }

@@ -24,6 +24,7 @@
 #include "engine/conn.h"
 #include "engine/engine_state.h"
 #include "engine/listener.h"
+#include "engine/reload.h"
 #include "engine/sessions.h"
 
 const struct nl_policy *nl_policy;
@@ -151,6 +152,9 @@ static int next_timeout_ms(uint64_t now)
     uint64_t paused = nl_listeners_due();
     if (paused && (next == 0 || paused < next))
         next = paused;
+    uint64_t reload = nl_reload_due();
+    if (reload && (next == 0 || reload < next))
+        next = reload;
     if (next == 0)
         return -1;
     return next <= now ? 0 : (int)(next - now);
@@ -181,6 +185,10 @@ void *nl_engine_main(void *arg)
                 (void)r;
                 continue;
             }
+            if (nl_reload_is_marker(evs[i].data.ptr)) {
+                nl_reload_event(now);
+                continue;
+            }
             struct nl_conn_end *e = evs[i].data.ptr;
             if (e->conn == NULL) {
                 nl_listener_event(e, evs[i].events, now);
@@ -190,6 +198,7 @@ void *nl_engine_main(void *arg)
                 nl_conn_run(e->conn, e, evs[i].events, now);
         }
         nl_listeners_run_due(now);
+        nl_reload_run_due(now);
         bool run_all = nl_engine.run_all;
         nl_engine.run_all = false;
         for (struct nl_conn *c = nl_engine.conns, *next; c; c = next) {
@@ -224,6 +233,7 @@ int nl_engine_start_locked(void)
     nl_real.close(wfd);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &nl_engine_wake_marker};
     nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, nl_engine.wakefd, &ev);
+    nl_reload_start_locked(nl_now_ms());
 
     /* The engine never runs the program's signal handlers. */
     sigset_t all, old;

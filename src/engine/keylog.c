@@ -24,6 +24,13 @@ static void write_line(const SSL *ssl, const char *line)
     (void)w;
 }
 
+void nl_keylog_attach_ctx(SSL_CTX *ctx, void *unused)
+{
+    (void)unused;
+    if (keylog_fd >= 0)
+        SSL_CTX_set_keylog_callback(ctx, write_line);
+}
+
 int nl_keylog_attach(const struct nl_policy *policy, char *err, size_t errlen)
 {
     const char *path = policy->settings.keylog_file;
@@ -44,13 +51,8 @@ int nl_keylog_attach(const struct nl_policy *policy, char *err, size_t errlen)
         return -1;
     }
     for (size_t r = 0; r < policy->n_rules; r++)
-        for (size_t i = 0; i < policy->rules[r].n_layers; i++) {
-            const struct nl_layer *l = &policy->rules[r].layers[i];
-            if (l->client_ctx)
-                SSL_CTX_set_keylog_callback(l->client_ctx, write_line);
-            if (l->server_ctx)
-                SSL_CTX_set_keylog_callback(l->server_ctx, write_line);
-        }
+        for (size_t i = 0; i < policy->rules[r].n_layers; i++)
+            nl_layer_each_ctx(&policy->rules[r].layers[i], nl_keylog_attach_ctx, NULL);
     nl_warn("keylog_file %s: the TLS secrets of every layer are written there; anyone who can "
             "read it can decrypt this traffic (INSECURE, for debugging only)", path);
     return 0;

@@ -17,6 +17,7 @@
 #include "engine/engine.h"
 #include "engine/engine_state.h"
 #include "engine/listener.h"
+#include "engine/reload.h"
 #include "engine/sessions.h"
 
 static bool relay_forking; /* fork() for the relay: the child keeps everything */
@@ -124,6 +125,7 @@ void nl_engine_fork_child(void)
         nl_real.close(nl_engine.wakefd);
     }
     nl_engine.epfd = nl_engine.wakefd = -1;
+    nl_reload_fork_child();
     nl_engine.running = false;
     nl_engine.run_all = false;
 }
@@ -189,6 +191,8 @@ int nl_engine_relocate_fd(int fd)
         }
         if (r != 0)
             r = nl_listeners_relocate_fd(fd);
+        if (r != 0)
+            r = nl_reload_relocate_fd(fd);
     }
     nl_mutex_unlock(&nl_engine.lock);
     return r;
@@ -261,6 +265,7 @@ static void relay_main(bool keep_listeners, bool at_exec)
         nl_engine_set_interest(&c->app);
     }
     nl_listeners_register_again();
+    nl_reload_register_again();
     nl_info("relay: serving %zu connection(s)%s %s", nl_engine.n_conns,
             nl_engine.listeners ? " and listener(s)" : "", at_exec ? "across exec" : "after exit");
     nl_engine.running = true;

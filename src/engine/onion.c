@@ -549,17 +549,6 @@ void nl_onion_close_all(struct nl_onion *o)
     }
 }
 
-static void subject_rfc2253(X509 *cert, char *out, size_t len)
-{
-    BIO *mem = BIO_new(BIO_s_mem());
-    if (mem == NULL)
-        return;
-    X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
-    int n = BIO_read(mem, out, (int)len - 1);
-    out[n > 0 ? n : 0] = '\0';
-    BIO_free(mem);
-}
-
 void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
 {
     size_t used = 0;
@@ -569,7 +558,7 @@ void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
         char subject[256] = "-";
         X509 *peer = SSL_get1_peer_certificate(ssl);
         if (peer != NULL) {
-            subject_rfc2253(peer, subject, sizeof(subject));
+            nl_tls_subject_text(peer, subject, sizeof(subject));
             X509_free(peer);
         }
         /* Client role: the name this layer sent; server role: the one the
@@ -586,7 +575,7 @@ void nl_onion_describe(const struct nl_onion *o, char *out, size_t len)
                          ? SSL_get_certificate(ssl) : NULL;
         if (mine != NULL) {
             char name[256];
-            subject_rfc2253(mine, name, sizeof(name));
+            nl_tls_subject_text(mine, name, sizeof(name));
             snprintf(own, sizeof(own), " cert \"%s\"", name);
         }
         int n = snprintf(out + used, len - used,

@@ -72,18 +72,20 @@ static int on_new_session(SSL *ssl, SSL_SESSION *session)
     return 1;
 }
 
+void nl_sessions_attach_ctx(SSL_CTX *ctx)
+{
+    if (ctx == NULL)
+        return;
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+}
+
 void nl_sessions_attach(const struct nl_policy *policy)
 {
     key_index = SSL_get_ex_new_index(0, "nestls session key", NULL, NULL, free_key);
     for (size_t r = 0; r < policy->n_rules; r++)
-        for (size_t i = 0; i < policy->rules[r].n_layers; i++) {
-            SSL_CTX *ctx = policy->rules[r].layers[i].client_ctx;
-            if (ctx == NULL)
-                continue;
-            SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
-                                                    SSL_SESS_CACHE_NO_INTERNAL_STORE);
-            SSL_CTX_sess_set_new_cb(ctx, on_new_session);
-        }
+        for (size_t i = 0; i < policy->rules[r].n_layers; i++)
+            nl_sessions_attach_ctx(policy->rules[r].layers[i].client_ctx);
 }
 
 void nl_sessions_prepare(SSL *ssl, size_t layer, const char *name, const struct sockaddr *peer)

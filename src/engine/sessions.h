@@ -15,6 +15,8 @@
 /* Once, before any connection: make every client context report new
  * sessions to the cache (the policy is otherwise left as loaded). */
 void nl_sessions_attach(const struct nl_policy *policy);
+/* One more client context (a reload's): into the same cache. */
+void nl_sessions_attach_ctx(SSL_CTX *ctx);
 
 /* Before the handshake of a client layer: label it for the cache and
  * offer the remembered session, if any. */

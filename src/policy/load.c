@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 const char *const nl_top_keys[] = {"version", "settings", "rules", NULL};
 const char *const nl_settings_keys[] = {
     "log_level", "log_file", "default_action", "handshake_timeout_ms", "linger_ms", "keylog_file",
-    "insecure_allow_unhookable", "allow_io_uring", NULL,
+    "insecure_allow_unhookable", "allow_io_uring", "reload", NULL,
 };
 /* In enum nl_log_level order. */
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug", NULL};
@@ -112,6 +113,11 @@ static int parse_settings(struct nl_loader *L, const yaml_node_t *v, struct nl_s
         NL_GUARD(nl_get_bool(L, x, "insecure_allow_unhookable", &s->allow_unhookable));
     if ((x = nl_yaml_get(L, v, "allow_io_uring", NULL)) != NULL)
         NL_GUARD(nl_get_bool(L, x, "allow_io_uring", &s->allow_io_uring));
+    if ((x = nl_yaml_get(L, v, "reload", NULL)) != NULL) {
+        static const char *const on_off[] = {"off", "on", NULL};
+        NL_GUARD(nl_get_enum(L, x, "reload", on_off, &choice));
+        s->reload = choice == 1;
+    }
     return 0;
 }
 
@@ -285,6 +291,7 @@ int nl_policy_load(const char *path, struct nl_policy **out, char *err, size_t e
     p->settings.default_action = NL_ACTION_PASSTHROUGH;
     p->settings.handshake_timeout_ms = 10000;
     p->settings.linger_ms = 2000;
+    p->settings.reload = true;
 
     int rc = -1;
     yaml_node_t *root;
@@ -300,6 +307,11 @@ int nl_policy_load(const char *path, struct nl_policy **out, char *err, size_t e
     }
     if (nl_yaml_load(&L, text.bytes, text.len, &root) < 0 || parse_top(&L, root, p) < 0)
         goto out;
+    /* What a reload compares against (engine/reload.c). */
+    EVP_Digest(text.bytes, text.len, p->text_hash, NULL, EVP_sha256(), NULL);
+    for (size_t r = 0; r < p->n_rules; r++)
+        for (size_t i = 0; i < p->rules[r].n_layers; i++)
+            nl_layer_files_hash(&p->rules[r].layers[i], p->rules[r].layers[i].files_hash);
     rc = 0;
 out:
     free(text.bytes);

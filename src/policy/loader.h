@@ -154,6 +154,8 @@ int nl_build_sni_contexts(struct nl_loader *L, struct nl_layer *layer, size_t ru
 int nl_load_staple(struct nl_loader *L, struct nl_layer *layer, const yaml_node_t *at);
 int nl_setup_ocsp(struct nl_loader *L, SSL_CTX *ctx, const struct nl_layer *layer, bool server,
                   const yaml_node_t *at);
+/* tls_ctx.c: the callbacks of ctx (ALPN choice, SNI, OCSP) read layer. */
+void nl_point_callbacks(SSL_CTX *ctx, struct nl_layer *layer, bool server);
 /* tls_ctx.c: a server context for one certificate of the layer. */
 SSL_CTX *nl_new_server_context(struct nl_loader *L, struct nl_layer *layer, const char *cert,
                                const char *key, const yaml_node_t *cert_at,

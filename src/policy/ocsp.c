@@ -7,19 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
-
-const char *nl_tls_time_text(const ASN1_TIME *t, char *buf, size_t len)
-{
-    struct tm tm;
-    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 ||
-        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "?");
-    return buf;
-}
 
 /* The certificate that issued the leaf: from the chain as verified (it
  * ends in the trust anchor), else the second the peer sent. */

@@ -17,6 +17,8 @@
 #include "common/log.h"
 
 #define NL_MAX_LAYERS 8
+#define NL_MAX_SNI_CERTS 64 /* certs: entries of one layer */
+#define NL_HASH_LEN 32      /* SHA-256 */
 #define NL_ERR_MAX 1024 /* size of error buffers handed to the loader */
 
 enum nl_role { NL_ROLE_ANY = 0, NL_ROLE_CLIENT = 1, NL_ROLE_SERVER = 2 };
@@ -74,6 +76,7 @@ struct nl_layer {
     char *ocsp_staple;     /* server: DER OCSP response file, or NULL */
     unsigned char *staple; /* its bytes, read at load */
     size_t staple_len;
+    unsigned char files_hash[NL_HASH_LEN]; /* of the files above, as loaded */
     bool verify;           /* default true */
     bool insecure;         /* required beside verify: false */
     int min_version;       /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
@@ -116,9 +119,13 @@ struct nl_settings {
                                       in plaintext; default false = refused */
     bool allow_io_uring;           /* INSECURE: io_uring, whose I/O no hook sees,
                                       is let through; default false */
+    bool reload;                   /* certificates, keys, CAs, CRLs and staples
+                                      are watched and taken up when they change
+                                      (engine/reload.c); default true */
 };
 
 struct nl_policy {
+    unsigned char text_hash[NL_HASH_LEN]; /* of the file's text, as loaded */
     char *path;      /* absolute path of the file it was loaded from */
     char *dir;       /* its directory: relative paths are resolved here */
     struct nl_settings settings;
@@ -172,8 +179,27 @@ struct nl_ocsp_verdict {
 void nl_ocsp_judge(SSL *ssl, struct nl_ocsp_verdict *v);
 /* Whether a layer in ocsp mode goes on with a staple in that status. */
 bool nl_ocsp_acceptable(enum nl_ocsp_mode mode, enum nl_ocsp_status status);
-/* "2026-12-07T04:30:00Z", or "?". */
+/* policy/tls_text.c: "2026-12-07T04:30:00Z" (or "?"), and a certificate's
+ * subject as RFC 2253 text ("CN=localhost"). */
 const char *nl_tls_time_text(const ASN1_TIME *t, char *buf, size_t len);
+const char *nl_tls_subject_text(X509 *cert, char *buf, size_t len);
+
+/* The most files a layer can name: ca, cert, key, client_ca, crl,
+ * ocsp_staple, and a cert and key for each further certs entry. */
+#define NL_LAYER_MAX_FILES (6 + 2 * NL_MAX_SNI_CERTS)
+/* policy/files.c. The files a layer reads (cert, key, CAs, CRL, staple,
+ * each of certs), up to max, into out; returns how many. */
+size_t nl_layer_files(const struct nl_layer *layer, const char *out[], size_t max);
+/* A hash of those files' names and contents, as they are now. */
+void nl_layer_files_hash(const struct nl_layer *layer, unsigned char out[NL_HASH_LEN]);
+/* Each SSL_CTX of the layer: the client's, the server's, and the server's
+ * for each further certificate of certs. */
+void nl_layer_each_ctx(const struct nl_layer *layer, void (*fn)(SSL_CTX *ctx, void *arg),
+                       void *arg);
+/* Reload: live takes donor's contexts, staple and files hash (donor gets
+ * live's, to be freed with it); the callbacks of what live takes are
+ * pointed at live. The two must come from the same policy text. */
+void nl_layer_take_contexts(struct nl_layer *live, struct nl_layer *donor);
 
 /* Human-readable names ("client", "wrap", "TLSv1.2", ...). */
 const char *nl_role_name(enum nl_role role);

@@ -74,6 +74,8 @@ int nl_parse_sni_certs(struct nl_loader *L, const yaml_node_t *v, struct nl_laye
         return nl_fail(L, v, "'certs' must be a non-empty list of {cert, key, names} (got %s)",
                        nl_yaml_kind(v, kind, sizeof(kind)));
     size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n > NL_MAX_SNI_CERTS)
+        return nl_fail(L, v, "'certs' has %zu entries: at most %d", n, NL_MAX_SNI_CERTS);
     layer->certs = calloc(n, sizeof(*layer->certs));
     if (layer->certs == NULL)
         return nl_fail(L, v, "out of memory");

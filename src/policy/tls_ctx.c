@@ -193,6 +193,14 @@ static int setup_server(struct nl_loader *L, SSL_CTX *ctx, struct nl_layer *laye
     return 0;
 }
 
+void nl_point_callbacks(SSL_CTX *ctx, struct nl_layer *layer, bool server)
+{
+    if (server && layer->alpn_wire != NULL)
+        SSL_CTX_set_alpn_select_cb(ctx, select_alpn, layer);
+    SSL_CTX_set_tlsext_servername_arg(ctx, layer);
+    SSL_CTX_set_tlsext_status_arg(ctx, layer);
+}
+
 int nl_build_contexts(struct nl_loader *L, struct nl_layer *layer, enum nl_role role,
                       size_t rule_index, size_t layer_index, const struct nl_layer_nodes *at)
 {

@@ -542,7 +542,7 @@ static void unknown_key_far_from_all_lists_valid_keys(void)
     EXPECT_MESSAGE("version: 1\nsettings:\n  colour: red\n", "3:3",
                    "unknown key 'colour' in settings (valid keys: log_level, log_file, "
                    "default_action, handshake_timeout_ms, linger_ms, keylog_file, "
-                   "insecure_allow_unhookable, allow_io_uring)");
+                   "insecure_allow_unhookable, allow_io_uring, reload)");
 }
 
 static void duplicate_key_points_at_second(void)

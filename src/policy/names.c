@@ -28,7 +28,7 @@ const char *nl_action_name(enum nl_action action)
     return "?";
 }
 
-const char *nl_starttls_name(enum nl_starttls starttls)
+const char *nl_starttls_name(enum nl_starttls_proto starttls)
 {
     switch (starttls) {
     case NL_STARTTLS_NONE:

@@ -22,7 +22,7 @@
 enum nl_role { NL_ROLE_ANY = 0, NL_ROLE_CLIENT = 1, NL_ROLE_SERVER = 2 };
 enum nl_action { NL_ACTION_WRAP = 0, NL_ACTION_PASSTHROUGH = 1, NL_ACTION_DENY = 2 };
 /* A plaintext prelude spoken on the wire before layer 1 (engine/starttls.c). */
-enum nl_starttls {
+enum nl_starttls_proto {
     NL_STARTTLS_NONE = 0,
     NL_STARTTLS_SMTP,
     NL_STARTTLS_IMAP,
@@ -85,7 +85,7 @@ struct nl_rule {
     size_t n_ports;
     char *program;         /* basename, or NULL for any */
     enum nl_action action;
-    enum nl_starttls starttls; /* NL_STARTTLS_NONE unless the rule wraps */
+    enum nl_starttls_proto starttls; /* NL_STARTTLS_NONE unless the rule wraps */
     struct nl_layer layers[NL_MAX_LAYERS]; /* [0] is the outermost */
     size_t n_layers;
 };
@@ -145,7 +145,7 @@ const struct nl_rule *nl_policy_match(const struct nl_policy *policy, const stru
 const char *nl_role_name(enum nl_role role);
 const char *nl_action_name(enum nl_action action);
 /* "smtp", "imap", ...; NULL for NL_STARTTLS_NONE. */
-const char *nl_starttls_name(enum nl_starttls starttls);
+const char *nl_starttls_name(enum nl_starttls_proto starttls);
 const char *nl_log_level_name(enum nl_log_level level);
 const char *nl_tls_version_name(int version);
 

@@ -12,7 +12,7 @@ const char *const nl_match_keys[] = {"role", "address", "port", "program", NULL}
 static const char *const ACTIONS[] = {"wrap", "passthrough", "deny", NULL};
 /* enum nl_role minus one: "any" is not written, it is the absence of role. */
 static const char *const ROLES[] = {"client", "server", NULL};
-/* enum nl_starttls minus one: no key is NL_STARTTLS_NONE. */
+/* enum nl_starttls_proto minus one: no key is NL_STARTTLS_NONE. */
 static const char *const STARTTLS[] = {"smtp", "imap", "pop3", "ftp", "postgres", NULL};
 
 static void set_where(struct nl_loader *L, const char *prefix, const char *label)
@@ -114,7 +114,7 @@ static int parse_starttls(struct nl_loader *L, const yaml_node_t *rule_node, str
                                "of a rule that wraps)", ACTIONS[rule->action]);
     int which;
     NL_GUARD(nl_get_enum(L, v, "starttls", STARTTLS, &which));
-    rule->starttls = (enum nl_starttls)(which + 1);
+    rule->starttls = (enum nl_starttls_proto)(which + 1);
     return 0;
 }
 

@@ -759,7 +759,7 @@ static void starttls_values_load(void)
                  "    layers:\n      - {}\n  - match: {role: client}\n    layers:\n      - {}\n",
                  names[i]);
         LOAD_OK(text, p);
-        CHECK(p->rules[0].starttls == (enum nl_starttls)(i + 1), "%s: got %d", names[i],
+        CHECK(p->rules[0].starttls == (enum nl_starttls_proto)(i + 1), "%s: got %d", names[i],
               (int)p->rules[0].starttls);
         CHECK(strcmp(nl_starttls_name(p->rules[0].starttls), names[i]) == 0, "name of %s",
               names[i]);

@@ -54,6 +54,7 @@ UNIT_LINK := $(filter-out $(BUILD)/obj/src/cli/%,$(CLI_OBJ)) \
 # The relay's liveness test runs the engine's connection code itself (it
 # is the engine loop), so it links that code and the real-libc table too.
 $(BUILD)/tests/test_relay: $(BUILD)/obj/src/engine/conn.o $(BUILD)/obj/src/engine/reset.o \
+                           $(BUILD)/obj/src/engine/starttls.o \
                            $(BUILD)/obj/src/common/real.o
 $(BUILD)/tests/test_epoll_registry: $(BUILD)/obj/src/hooks/epoll_registry.o
 # test_names compiles the name and decision hooks into itself (#include).

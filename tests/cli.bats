@@ -201,6 +201,28 @@ EOF
 
 }
 
+@test "check and explain show a rule's starttls; a bad value lists the valid ones at its line" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: mail
+    match: {role: client, port: [25]}
+    starttls: smtp
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+EOF
+    run "$NESTLS" check policy.yaml
+    assert_success
+    assert_output --regexp 'rule 1 "mail".*action: +wrap in 1 TLS layer.*starttls: smtp \(its plaintext prelude on the wire before layer 1\)'
+    run "$NESTLS" explain policy.yaml client 127.0.0.1:25
+    assert_success
+    assert_output --partial 'starttls: smtp (its plaintext prelude'
+    sed -i 's/starttls: smtp/starttls: smtps/' policy.yaml
+    check_fails_at 5 15 "rule 'mail': bad value 'smtps' for 'starttls': expected smtp, imap, pop3, ftp or postgres$"
+    printf 'version: 1\nrules:\n  - name: no\n    action: passthrough\n    starttls: ftp\n' >policy.yaml
+    check_fails_at 5 5 "rule 'no': 'starttls' has no effect with action: passthrough"
+}
+
 @test "explain: a client connection by host name uses that name for SNI and verification" {
     run "$NESTLS" explain "$REPO/policy/client-one-layer.yaml" client localhost:8443
     assert_success

@@ -39,7 +39,7 @@ json_keys() {
 
 LAYER_KEYS=(index line position server_name ca verify cert key client_ca min_version max_version
     ciphers ciphersuites groups alpn crl padding certs sni_required ocsp ocsp_staple)
-RULE_HEAD_KEYS=(index name line match action)
+RULE_HEAD_KEYS=(index name line match action starttls)
 
 # ------------------------------------------------------------------ check
 
@@ -104,6 +104,30 @@ EOF
     json_is 'd["policies"][1]["error"].startswith("policy.yaml:5:7: ")' true
     json_is 'd["error"] == d["policies"][1]["error"]' true
     [[ $stderr =~ ^nestls:\ policy\.yaml:5:7: ]] || fail "stderr: $stderr"
+}
+
+@test "check --json and explain --json: a rule's starttls is its protocol, else null" {
+    write_policy policy.yaml <<'EOF'
+version: 1
+rules:
+  - name: mail
+    match: {role: client, port: [25]}
+    starttls: smtp
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+  - name: db
+    match: {role: client, port: [5432]}
+    layers:
+      - ca: @CERTS@/outer-ca.pem
+EOF
+    run --separate-stderr "$NESTLS" check --json policy.yaml
+    assert_ok
+    json_ok
+    json_is '[r["starttls"] for r in d["policies"][0]["rules"]]' '["smtp", null]'
+    run --separate-stderr "$NESTLS" explain --json -p policy.yaml client 127.0.0.1:25
+    assert_ok
+    json_ok
+    json_is 'd["decisions"][0]["rule"]["starttls"]' '"smtp"'
 }
 
 @test "check --json: strings with quotes, backslashes, tabs and UTF-8 come through intact" {

@@ -58,6 +58,7 @@ static void print_rule(FILE *out, const struct nl_rule *rule, size_t index)
     case NL_ACTION_WRAP:
         fprintf(out, "  action:   wrap in %zu TLS layer%s, outermost first\n", rule->n_layers,
                 rule->n_layers == 1 ? "" : "s");
+        nl_cli_print_starttls(out, rule, "  ");
         for (size_t i = 0; i < rule->n_layers; i++)
             nl_cli_print_layer(out, &rule->layers[i], i, rule->n_layers, rule->role, NULL,
                                "  ");

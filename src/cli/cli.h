@@ -54,6 +54,8 @@ int nl_cli_bad_option(const struct nl_cli_ctx *c, int ret, char **args, const ch
 /* describe.c: the words check and explain use. */
 const char *nl_cli_addr_str(const struct nl_addr_match *addr, char *buf, size_t len);
 void nl_cli_print_match(FILE *out, const struct nl_rule *rule, const char *indent);
+/* "starttls: smtp (...)" when the rule has one; nothing otherwise. */
+void nl_cli_print_starttls(FILE *out, const struct nl_rule *rule, const char *indent);
 /* Print layer index (0 = outermost) of n, with the details that matter for
  * role (NL_ROLE_ANY: both sides). client_name, when given, replaces the
  * client side's description of the SNI / verification name. */

@@ -75,6 +75,14 @@ void nl_cli_print_match(FILE *out, const struct nl_rule *rule, const char *inden
     fprintf(out, "\n%sprogram:  %s\n", indent, rule->program ? rule->program : "any");
 }
 
+void nl_cli_print_starttls(FILE *out, const struct nl_rule *rule, const char *indent)
+{
+    if (rule->starttls == NL_STARTTLS_NONE)
+        return;
+    fprintf(out, "%sstarttls: %s (its plaintext prelude on the wire before layer 1)\n", indent,
+            nl_starttls_name(rule->starttls));
+}
+
 const char *nl_cli_layer_position(size_t index, size_t n)
 {
     if (n == 1)

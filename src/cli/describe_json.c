@@ -38,6 +38,7 @@ void nl_cli_json_rule_head(struct nl_json *j, const struct nl_rule *rule, size_t
     nl_json_int(j, "line", rule->pos.line);
     json_match(j, rule);
     nl_json_str(j, "action", nl_action_name(rule->action));
+    nl_json_str(j, "starttls", nl_starttls_name(rule->starttls)); /* NULL: null */
 }
 
 static const char *position_json(size_t index, size_t n)

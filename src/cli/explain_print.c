@@ -63,6 +63,7 @@ static void print_outcome(FILE *out, const struct explain *e, const struct outco
     }
     fprintf(out, "action:  wrap in %zu TLS layer%s, outermost first\n", rule->n_layers,
             rule->n_layers == 1 ? "" : "s");
+    nl_cli_print_starttls(out, rule, "");
     for (size_t i = 0; i < rule->n_layers; i++) {
         const struct nl_layer *layer = &rule->layers[i];
         client_name(layer, o, name, sizeof(name));

@@ -39,6 +39,12 @@ static void describe(struct nl_conn *c, const struct sockaddr *local, const stru
         snprintf(c->desc, sizeof(c->desc), "rule '%s': server %s <- %s", c->rule->name, l, p);
 }
 
+/* Once TCP is connected: the rule's STARTTLS prelude first, if any. */
+static enum nl_conn_state tcp_connected_state(const struct nl_conn *c)
+{
+    return c->starttls != NULL ? NL_CONN_STARTTLS : NL_CONN_HANDSHAKING;
+}
+
 struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_timeout_ms)
 {
     struct nl_conn *c = calloc(1, sizeof(*c));
@@ -47,6 +53,13 @@ struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_
     c->role = spec->role;
     c->rule = spec->rule;
     if (nl_onion_init(&c->onion, spec->rule, spec->role, spec->peer_name, spec->peer) != 0) {
+        free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (spec->rule->starttls != NL_STARTTLS_NONE &&
+        (c->starttls = nl_starttls_new(spec->rule->starttls, spec->role)) == NULL) {
+        nl_onion_free(&c->onion);
         free(c);
         errno = ENOMEM;
         return NULL;
@@ -60,7 +73,7 @@ struct nl_conn *nl_conn_new(const struct nl_conn_spec *spec, unsigned handshake_
     c->sock = spec->sock;
     c->waiter = spec->waiter;
     c->listener = spec->listener;
-    c->state = spec->tcp_connecting ? NL_CONN_TCP_CONNECTING : NL_CONN_HANDSHAKING;
+    c->state = spec->tcp_connecting ? NL_CONN_TCP_CONNECTING : tcp_connected_state(c);
     c->started_us = nl_now_us();
     c->deadline_ms = nl_now_ms() + handshake_timeout_ms;
     c->handshake_timeout_ms = handshake_timeout_ms;
@@ -175,6 +188,7 @@ void nl_conn_free(struct nl_conn *c)
         tell_acted(c->sock);
     deliver_answer(c);
     nl_onion_free(&c->onion);
+    nl_starttls_free(c->starttls);
     if (c->sock)
         nl_sock_put(c->sock);
     free(c->leftover);
@@ -332,6 +346,32 @@ static void fail_net(struct nl_conn *c, int err)
         fail(c, ECONNRESET, "TCP: %s", strerror(err));
 }
 
+/* The prelude's state is kept only while the program's greeting is still
+ * to be dropped (server role, see take_from_app). */
+static void drop_starttls_when_done(struct nl_conn *c)
+{
+    if (c->starttls != NULL && !nl_starttls_swallowing(c->starttls)) {
+        nl_starttls_free(c->starttls);
+        c->starttls = NULL;
+    }
+}
+
+/* The rule's plaintext prelude (engine/starttls.c), before layer 1.
+ * Returns 1 when it is done (the handshake starts), 0 while it waits,
+ * -1 when it failed as a handshake fails. */
+static int run_starttls(struct nl_conn *c)
+{
+    int r = nl_starttls_run(c->starttls, c->tcp.fd);
+    if (r < 0) {
+        int err;
+        const char *why = nl_starttls_error(c->starttls, &err);
+        fail(c, err, "%s", why);
+    } else if (r == 1) {
+        c->state = NL_CONN_HANDSHAKING;
+    }
+    return r;
+}
+
 static void established(struct nl_conn *c)
 {
     c->state = NL_CONN_OPEN;
@@ -342,6 +382,19 @@ static void established(struct nl_conn *c)
     nl_sock_unlock();
     if (c->listener == NULL) /* else the hand-over drops our copy (listener.c) */
         release_program_end(c);
+    if (c->starttls != NULL) {
+        /* Client role: a plaintext client waits for the greeting, and the
+         * server sends none after STARTTLS: the program reads the one of
+         * the prelude first, through the path of a short send's tail. */
+        size_t n;
+        unsigned char *greeting = nl_starttls_take_greeting(c->starttls, &n);
+        if (greeting != NULL) {
+            c->leftover = greeting;
+            c->leftover_off = 0;
+            c->leftover_len = n;
+        }
+        drop_starttls_when_done(c);
+    }
     char layers[1600];
     nl_onion_describe(&c->onion, layers, sizeof(layers));
     double ms = (double)(nl_now_us() - c->started_us) / 1e3;
@@ -580,8 +633,22 @@ static int take_from_app(struct nl_conn *c)
     while (!c->app_eof && nl_onion_can_take_plain(&c->onion)) {
         ssize_t n = recv(c->app.fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0) {
-            c->bytes_out += (uint64_t)n;
-            if (nl_onion_write_plain(&c->onion, buf, (size_t)n) < 0) {
+            size_t skip = 0;
+            if (nl_starttls_swallowing(c->starttls)) {
+                /* Server role: the client had our greeting in the prelude
+                 * and speaks first after STARTTLS; the program's own
+                 * greeting would reach it as an answer to its command. */
+                long k = nl_starttls_swallow(c->starttls, buf, (size_t)n);
+                if (k < 0) {
+                    fail(c, EPROTO, "%s", nl_starttls_error(c->starttls, NULL));
+                    return -1;
+                }
+                skip = (size_t)k;
+                drop_starttls_when_done(c);
+            }
+            c->bytes_out += (uint64_t)n - skip;
+            if (skip < (size_t)n &&
+                nl_onion_write_plain(&c->onion, buf + skip, (size_t)n - skip) < 0) {
                 fail_tls(c);
                 return -1;
             }
@@ -746,6 +813,9 @@ static void check_deadline(struct nl_conn *c, uint64_t now_ms)
     if (c->state == NL_CONN_TCP_CONNECTING)
         fail(c, ETIMEDOUT, "TCP connect timed out after %u ms (handshake_timeout_ms)",
              c->handshake_timeout_ms);
+    else if (c->state == NL_CONN_STARTTLS)
+        fail(c, ETIMEDOUT, "starttls %s: not done after %u ms (handshake_timeout_ms)",
+             nl_starttls_proto_name(c->starttls), c->handshake_timeout_ms);
     else if (c->state < NL_CONN_OPEN)
         fail(c, ETIMEDOUT, "layer %zu: handshake timed out after %u ms",
              nl_onion_handshaking_layer(&c->onion) + 1, c->handshake_timeout_ms);
@@ -763,6 +833,9 @@ static void compute_interest(struct nl_conn *c)
     switch (c->state) {
     case NL_CONN_TCP_CONNECTING:
         tcp = EPOLLOUT;
+        break;
+    case NL_CONN_STARTTLS:
+        tcp = nl_starttls_events(c->starttls);
         break;
     case NL_CONN_HANDSHAKING:
     case NL_CONN_OPEN:
@@ -824,8 +897,18 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
                 fail(c, err, "TCP connect: %s", strerror(err));
                 return;
             }
-            c->state = NL_CONN_HANDSHAKING;
+            c->state = tcp_connected_state(c);
         } else {
+            check_deadline(c, now_ms);
+            compute_interest(c);
+            return;
+        }
+    }
+    if (c->state == NL_CONN_STARTTLS) {
+        int r = run_starttls(c); /* its own reads see a TCP error */
+        if (r < 0)
+            return;
+        if (r == 0) {
             check_deadline(c, now_ms);
             compute_interest(c);
             return;
@@ -954,7 +1037,8 @@ bool nl_conn_takes_direct(const struct nl_conn *c)
      * of its may wait in the socketpair (FIONREAD on our end), and none
      * after shutdown(SHUT_WR) or at exit is sent at all. */
     if (c->state != NL_CONN_OPEN || c->app_eof || c->app_gone || c->prog_shut_wr ||
-        c->exiting || c->tcp_error || !nl_onion_can_take_plain(&c->onion))
+        c->exiting || c->tcp_error || !nl_onion_can_take_plain(&c->onion) ||
+        nl_starttls_swallowing(c->starttls))
         return false;
     int queued = 0;
     return ioctl(c->app.fd, FIONREAD, &queued) == 0 && queued == 0;

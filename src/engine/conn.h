@@ -9,6 +9,7 @@
 
 #include "engine/engine.h"
 #include "engine/onion.h"
+#include "engine/starttls.h"
 
 /* A connection quiet this long gives its grown buffers back (trimming on
  * every pause would free and regrow them between every two records). */
@@ -27,6 +28,7 @@ extern unsigned nl_conn_rounds_per_run;
 
 enum nl_conn_state {
     NL_CONN_TCP_CONNECTING,
+    NL_CONN_STARTTLS,    /* the rule's plaintext prelude (engine/starttls.c) */
     NL_CONN_HANDSHAKING,
     NL_CONN_OPEN,
     NL_CONN_CLOSING, /* close_notify queued on every layer; flushing, then FIN */
@@ -53,6 +55,7 @@ struct nl_conn {
     enum nl_role role;
     const struct nl_rule *rule;
     struct nl_onion onion;
+    struct nl_starttls *starttls; /* the rule's starttls, until its work is done; or NULL */
     struct nl_conn_end tcp, app;
     int prog_fd;            /* program's descriptor number, for resets */
     int prog_hold;          /* our copy of the program's end during the handshake, or -1 */

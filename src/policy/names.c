@@ -28,6 +28,25 @@ const char *nl_action_name(enum nl_action action)
     return "?";
 }
 
+const char *nl_starttls_name(enum nl_starttls_proto starttls)
+{
+    switch (starttls) {
+    case NL_STARTTLS_NONE:
+        return NULL;
+    case NL_STARTTLS_SMTP:
+        return "smtp";
+    case NL_STARTTLS_IMAP:
+        return "imap";
+    case NL_STARTTLS_POP3:
+        return "pop3";
+    case NL_STARTTLS_FTP:
+        return "ftp";
+    case NL_STARTTLS_POSTGRES:
+        return "postgres";
+    }
+    return "?";
+}
+
 const char *nl_tls_version_name(int version)
 {
     switch (version) {

@@ -23,6 +23,15 @@
 
 enum nl_role { NL_ROLE_ANY = 0, NL_ROLE_CLIENT = 1, NL_ROLE_SERVER = 2 };
 enum nl_action { NL_ACTION_WRAP = 0, NL_ACTION_PASSTHROUGH = 1, NL_ACTION_DENY = 2 };
+/* A plaintext prelude spoken on the wire before layer 1 (engine/starttls.c). */
+enum nl_starttls_proto {
+    NL_STARTTLS_NONE = 0,
+    NL_STARTTLS_SMTP,
+    NL_STARTTLS_IMAP,
+    NL_STARTTLS_POP3,
+    NL_STARTTLS_FTP,
+    NL_STARTTLS_POSTGRES,
+};
 
 /* Where something came from in the policy file (1-based, as editors count). */
 struct nl_pos {
@@ -102,6 +111,7 @@ struct nl_rule {
     size_t n_ports;
     char *program;         /* basename, or NULL for any */
     enum nl_action action;
+    enum nl_starttls_proto starttls; /* NL_STARTTLS_NONE unless the rule wraps */
     struct nl_layer layers[NL_MAX_LAYERS]; /* [0] is the outermost */
     size_t n_layers;
 };
@@ -204,6 +214,8 @@ void nl_layer_take_contexts(struct nl_layer *live, struct nl_layer *donor);
 /* Human-readable names ("client", "wrap", "TLSv1.2", ...). */
 const char *nl_role_name(enum nl_role role);
 const char *nl_action_name(enum nl_action action);
+/* "smtp", "imap", ...; NULL for NL_STARTTLS_NONE. */
+const char *nl_starttls_name(enum nl_starttls_proto starttls);
 const char *nl_log_level_name(enum nl_log_level level);
 const char *nl_tls_version_name(int version);
 

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const nl_rule_keys[] = {"name", "match", "action", "layers", NULL};
+const char *const nl_rule_keys[] = {"name", "match", "action", "layers", "starttls", NULL};
 const char *const nl_match_keys[] = {"role", "address", "port", "program", NULL};
 /* In enum nl_action order. */
 static const char *const ACTIONS[] = {"wrap", "passthrough", "deny", NULL};
 /* enum nl_role minus one: "any" is not written, it is the absence of role. */
 static const char *const ROLES[] = {"client", "server", NULL};
+/* enum nl_starttls_proto minus one: no key is NL_STARTTLS_NONE. */
+static const char *const STARTTLS[] = {"smtp", "imap", "pop3", "ftp", "postgres", NULL};
 
 static void set_where(struct nl_loader *L, const char *prefix, const char *label)
 {
@@ -98,6 +100,24 @@ static int parse_action(struct nl_loader *L, const yaml_node_t *rule_node, struc
     return 0;
 }
 
+/* starttls: the plaintext prelude before layer 1. Only a rule that wraps
+ * has a layer 1 to start: on deny or passthrough it would be a promise
+ * that nothing keeps, so it is refused, as 'layers' is there. */
+static int parse_starttls(struct nl_loader *L, const yaml_node_t *rule_node, struct nl_rule *rule)
+{
+    yaml_node_t *key;
+    const yaml_node_t *v = nl_yaml_get(L, rule_node, "starttls", &key);
+    if (v == NULL)
+        return 0;
+    if (rule->action != NL_ACTION_WRAP)
+        return nl_fail(L, key, "'starttls' has no effect with action: %s (it starts layer 1 "
+                               "of a rule that wraps)", ACTIONS[rule->action]);
+    int which;
+    NL_GUARD(nl_get_enum(L, v, "starttls", STARTTLS, &which));
+    rule->starttls = (enum nl_starttls_proto)(which + 1);
+    return 0;
+}
+
 static int parse_rule(struct nl_loader *L, const yaml_node_t *v, struct nl_rule *rule,
                       size_t index)
 {
@@ -132,6 +152,8 @@ static int parse_rule(struct nl_loader *L, const yaml_node_t *v, struct nl_rule 
     NL_GUARD(parse_action(L, v, rule, label, &layers));
     if (layers != NULL)
         NL_GUARD(nl_parse_layers(L, layers, rule, index));
+    set_where(L, "", label);
+    NL_GUARD(parse_starttls(L, v, rule));
     L->where[0] = '\0';
     return 0;
 }

@@ -727,6 +727,47 @@ static void layers_with_deny_have_no_effect(void)
                    "5:5", "rule 'no': 'layers' has no effect with action: deny");
 }
 
+static void starttls_bad_value_lists_valid_ones(void)
+{
+    EXPECT_MESSAGE("version: 1\nrules:\n  - name: mail\n    match: {role: client}\n"
+                   "    starttls: smtps\n    layers:\n      - {}\n",
+                   "5:15", "rule 'mail': bad value 'smtps' for 'starttls': expected smtp, imap, "
+                           "pop3, ftp or postgres");
+}
+
+static void starttls_with_deny_or_passthrough_is_refused(void)
+{
+    EXPECT_MESSAGE("version: 1\nrules:\n  - name: no\n    action: deny\n    starttls: smtp\n",
+                   "5:5", "rule 'no': 'starttls' has no effect with action: deny (it starts "
+                          "layer 1 of a rule that wraps)");
+    EXPECT_ERROR("version: 1\nrules:\n  - name: plain\n    starttls: imap\n"
+                 "    action: passthrough\n",
+                 "4:5", "'starttls' has no effect with action: passthrough");
+    /* No layers and no action: the rule itself is incomplete, said first. */
+    EXPECT_ERROR("version: 1\nrules:\n  - name: bare\n    starttls: pop3\n", "3:5",
+                 "rule 'bare' needs 'layers'");
+}
+
+static void starttls_values_load(void)
+{
+    static const char *const names[] = {"smtp", "imap", "pop3", "ftp", "postgres"};
+    for (int i = 0; i < 5; i++) {
+        char text[256];
+        struct nl_policy *p = NULL;
+        snprintf(text, sizeof(text),
+                 "version: 1\nrules:\n  - match: {role: client}\n    starttls: %s\n"
+                 "    layers:\n      - {}\n  - match: {role: client}\n    layers:\n      - {}\n",
+                 names[i]);
+        LOAD_OK(text, p);
+        CHECK(p->rules[0].starttls == (enum nl_starttls_proto)(i + 1), "%s: got %d", names[i],
+              (int)p->rules[0].starttls);
+        CHECK(strcmp(nl_starttls_name(p->rules[0].starttls), names[i]) == 0, "name of %s",
+              names[i]);
+        CHECK(p->rules[1].starttls == NL_STARTTLS_NONE, "absent key must mean none");
+        nl_policy_free(p);
+    }
+}
+
 static void nine_layers_points_at_ninth(void)
 {
     EXPECT_MESSAGE("version: 1\nrules:\n  - name: deep\n    match: {role: client}\n    layers:\n"
@@ -1484,6 +1525,9 @@ int main(void)
     RUN(wrap_action_needs_layers);
     RUN(empty_layers_with_wrap);
     RUN(layers_with_deny_have_no_effect);
+    RUN(starttls_bad_value_lists_valid_ones);
+    RUN(starttls_with_deny_or_passthrough_is_refused);
+    RUN(starttls_values_load);
     RUN(nine_layers_points_at_ninth);
     RUN(server_layer_needs_cert_and_key);
     RUN(both_roles_layer_needs_cert_or_client_role);

@@ -5,6 +5,7 @@
 
 load helpers/common
 load helpers/peers
+load helpers/pki
 
 setup() {
     need_cli
@@ -60,18 +61,21 @@ section() {
     assert_equal "$(grep -c '^  verify: *ok, chain and host name localhost$' <<<"$output")" 2
 }
 
+# The hint the library's log gives for this failure, which probe gives too.
+H=" (the server's certificate is not from a CA in this layer's 'ca')"
+
 @test "probe exits 1 naming layer 2 when the inner layer trusts the wrong CA" {
     start_stunnel_chain
     run --separate-stderr "$NESTLS" probe --layer "ca=$CERTS/outer-ca.pem" \
         --layer "ca=$CERTS/outer-ca.pem" "127.0.0.1:$PORT"
     assert_failure 1
     assert_equal "$stderr" \
-        'nestls: layer 2: certificate verify failed: unable to get local issuer certificate'
+        "nestls: layer 2: certificate verify failed: unable to get local issuer certificate$H"
     assert_line 'layer 1 (outermost): up, verified'
-    assert_line 'layer 2 (innermost): FAILED: certificate verify failed: unable to get local issuer certificate'
+    assert_line "layer 2 (innermost): FAILED: certificate verify failed: unable to get local issuer certificate$H"
     # The chain the failing peer showed is still reported.
     [[ $(section 2) =~ issuer:\ +CN=nestls\ demo\ inner\ CA ]] || fail "$(section 2)"
-    assert_line 'result:   layer 2: certificate verify failed: unable to get local issuer certificate'
+    assert_line "result:   layer 2: certificate verify failed: unable to get local issuer certificate$H"
 }
 
 @test "probe exits 1 naming layer 1 when the outer CA is wrong, and layer 2 never starts" {
@@ -79,7 +83,7 @@ section() {
     client_policy client.yaml "$PORT" inner inner
     run --separate-stderr "$NESTLS" probe -p "$POLICY" "127.0.0.1:$PORT"
     assert_failure 1
-    [[ $stderr == 'nestls: layer 1: certificate verify failed: unable to get local issuer certificate' ]] ||
+    [[ $stderr == "nestls: layer 1: certificate verify failed: unable to get local issuer certificate$H" ]] ||
         fail "stderr: $stderr"
     assert_line 'layer 2 (innermost): not started'
 }
@@ -246,4 +250,28 @@ EOF
     assert_failure 2
     run --separate-stderr "$NESTLS" probe --timeout 0 --layer ca=system 127.0.0.1:9
     assert_failure 2
+}
+
+@test "probe --layer crl= and ocsp=: a revoked server and a missing staple fail the layer with the library's words" {
+    PORT=$(free_port)
+    make_crl crl outer outer-server
+    start_s_server tls "$PORT" outer-server -WWW
+    run --separate-stderr "$NESTLS" probe --layer "ca=$CERTS/outer-ca.pem,crl=crl.pem" "127.0.0.1:$PORT"
+    assert_failure 1
+    assert_equal "$stderr" "nestls: layer 1: certificate verify failed: certificate revoked (the server's certificate is listed in this layer's 'crl')"
+    run --separate-stderr "$NESTLS" probe --layer "ca=$CERTS/outer-ca.pem,ocsp=require" "127.0.0.1:$PORT"
+    assert_failure 1
+    assert_equal "$stderr" "nestls: layer 1: the server stapled no OCSP response (ocsp: require)"
+    run --separate-stderr "$NESTLS" probe --layer "ca=$CERTS/outer-ca.pem,min_version=TLSv1.3,padding=256" "127.0.0.1:$PORT"
+    assert_success
+}
+
+@test "probe -p on a rule with starttls says it does not speak the prelude, exit 1" {
+    PORT=$(free_port)
+    start_s_server tls "$PORT" outer-server -WWW
+    client_policy client.yaml "$PORT" outer
+    sed -i 's/^    layers:$/    starttls: smtp\n    layers:/' client.yaml
+    run --separate-stderr "$NESTLS" probe -p "$POLICY" "127.0.0.1:$PORT"
+    assert_failure 1
+    assert_equal "$stderr" "nestls: rule 'client' has starttls: smtp, whose plaintext prelude probe does not speak (openssl s_client -starttls smtp shows the outer layer)"
 }

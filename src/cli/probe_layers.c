@@ -14,11 +14,12 @@
 
 /* The keys a client layer has, in the policy's spelling. */
 static const char *const STRING_KEYS[] = {
-    "server_name", "min_version", "max_version", "ciphers", "ciphersuites", "groups", NULL,
+    "server_name", "min_version", "max_version", "ciphers", "ciphersuites", "groups", "ocsp",
+    "padding", NULL,
 };
-static const char *const FILE_KEYS[] = {"ca", "cert", "key", NULL};
+static const char *const FILE_KEYS[] = {"ca", "cert", "key", "crl", NULL};
 #define KEY_LIST "server_name, ca, cert, key, verify, min_version, max_version, ciphers, " \
-                 "ciphersuites, groups, alpn"
+                 "ciphersuites, groups, alpn, crl, ocsp, padding"
 
 static bool listed(const char *const keys[], const char *key)
 {

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 
 #include "policy/policy.h"
+#include "policy/tls_explain.h"
 
 /* What an SSL_read, SSL_peek, SSL_write or SSL_do_handshake that returned
  * ret means, in the one place that asks SSL_get_error (its code goes to
@@ -17,19 +18,6 @@
  *   FAILED       the layer is broken */
 enum nl_tls_result { NL_TLS_DONE, NL_TLS_WANT, NL_TLS_PEER_CLOSED, NL_TLS_FAILED };
 enum nl_tls_result nl_tls_result(const SSL *ssl, int ret, int *ssl_err);
-
-/* Writes e.g. "certificate verify failed: hostname mismatch (wanted x)",
- * with the fix in the policy where one is known (cfg: the layer's
- * settings, or NULL), and returns EACCES for verification failures, EPROTO
- * for any other TLS failure. Consumes OpenSSL's error queue. */
-int nl_tls_describe_failure(SSL *ssl, int ssl_err, const struct nl_layer *cfg, enum nl_role role,
-                            char *out, size_t len);
-
-/* What a layer that is up verified of its peer: client role, the name or
- * IP address checked ("off" without verification); server role,
- * "client-cert" when the layer requires one, else "-". */
-void nl_tls_verified(SSL *ssl, const struct nl_layer *cfg, enum nl_role role, char *out,
-                     size_t len);
 
 /* OpenSSL's error queue is per thread, and a program that uses OpenSSL
  * itself keeps its own errors there. The engine thread's queue is nestls's

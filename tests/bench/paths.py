@@ -17,6 +17,7 @@ from proof import GROUP, SUITE, pki
 from procs import BenchError, Proc, wait_until
 
 ROTATION_PORTS = 300  # > nestls's 256-entry session table: see NestlsPath
+PADDING = 512         # bytes: "nestls N padded" pads its outer layer to this
 
 
 class Path:
@@ -127,17 +128,23 @@ class NestlsPath(Path):
     kind = "nestls"
     resumable = True
 
-    def __init__(self, cfg, layers):
+    def __init__(self, cfg, layers, padded=False):
         super().__init__(cfg)
         self.layers = layers
+        self.padded = padded  # the outer layer pads its records (PADDING bytes)
+
+    @property
+    def name(self):
+        return f"nestls {self.layers}" + (" padded" if self.padded else "")
 
     def start(self):
         n, cfg = self.layers, self.cfg
-        ports = self.start_server([cfg.nestls, "run", "-p", cfg.policy("server", n), "--",
+        tag = f"{n}-padded" if self.padded else n
+        ports = self.start_server([cfg.nestls, "run", "-p", cfg.policy("server", tag), "--",
                                    cfg.nlbench, "serve"], listen=1 + ROTATION_PORTS)
         self.port = self.resume_port = self.probe_port = ports[0]
         self.full_ports = ports[1:]
-        self.client_prefix = [cfg.nestls, "run", "-p", cfg.policy("client", n), "--"]
+        self.client_prefix = [cfg.nestls, "run", "-p", cfg.policy("client", tag), "--"]
         self.server_log = proof.LogCursor(self.procs[0].err_path)
 
     def before_client(self):
@@ -162,19 +169,22 @@ def write_policies(cfg):
     # log_level info: two lines per connection, which the proofs count
     # (nestls is quiet by default; stunnel logs at its level 5 here too).
     head = ["version: 1", "settings:", "  log_level: info", "rules:"]
-    for n in cfg.nestls_layers:
+    variants = [(n, False) for n in cfg.nestls_layers] + [(n, True) for n in cfg.padded_layers]
+    for n, padded in variants:
         server = head + ["  - name: bench-server", "    match:",
                          "      role: server", "      address: [127.0.0.1]", "    layers:"]
         client = head + ["  - name: bench-client", "    match:",
                          "      role: client", "      address: [127.0.0.1]", "    layers:"]
         for layer in range(1, n + 1):
             p = pki(layer)
+            # The outer layer pads what it carries (the inner layers' records).
+            pad = f"\n        padding: {PADDING}" if padded and layer == 1 else ""
             server.append(f"      - cert: {cfg.certs}/{p}-server.pem\n"
-                          f"        key: {cfg.certs}/{p}-server.key\n" + tls)
+                          f"        key: {cfg.certs}/{p}-server.key\n" + tls + pad)
             client.append(f"      - ca: {cfg.certs}/{p}-ca.pem\n"
-                          f"        server_name: localhost\n" + tls)
+                          f"        server_name: localhost\n" + tls + pad)
         for role, lines in (("server", server), ("client", client)):
-            with open(cfg.policy(role, n), "w") as f:
+            with open(cfg.policy(role, f"{n}-padded" if padded else n), "w") as f:
                 f.write("\n".join(lines) + "\n")
 
 
@@ -311,6 +321,7 @@ def write_socat_conf(cfg):
 def all_paths(cfg):
     paths = [PlainPath(cfg), OpenSSLPath(cfg)]
     paths += [NestlsPath(cfg, n) for n in cfg.nestls_layers]
+    paths += [NestlsPath(cfg, n, padded=True) for n in cfg.padded_layers]
     paths += [StunnelPath(cfg, n) for n in cfg.stunnel_layers]
     paths.append(SocatPath(cfg))
     return paths

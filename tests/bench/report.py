@@ -68,6 +68,10 @@ def ratio_table(runs, cfg):
         for ref in refs + ["in-process OpenSSL"]:
             rows.append([f"nestls {n} / {ref}"] +
                         [spread(ratios(runs, f"nestls {n}", ref, k), 2) for k, _, _ in METRICS])
+    for n in cfg.padded_layers:  # what padding the outer layer costs
+        rows.append([f"nestls {n} padded / nestls {n}"] +
+                    [spread(ratios(runs, f"nestls {n} padded", f"nestls {n}", k), 2)
+                     for k, _, _ in METRICS])
     return table(["ratio (same run)"] + [t for _, t, _ in METRICS], rows)
 
 

@@ -44,6 +44,7 @@ class Config:
         self.logdir = self.bench_dir
         self.suite, self.group = proof.SUITE, proof.GROUP
         self.nestls_layers = [1, 2, 3, 8]
+        self.padded_layers = [2]  # the outer layer padded: what hiding sizes costs
         self.stunnel_layers = [1, 2, 3]
         self.curve_paths = ["plain TCP", "nestls 1", "stunnel 1"]
         self.curve_levels = [1, 10, 100, 1000]

@@ -10,6 +10,7 @@
 
 load helpers/common
 load helpers/peers
+load helpers/pki
 
 setup() {
     need_build
@@ -126,4 +127,46 @@ step_client() {
     refute_log "$(cat step.err)" 'renewed'
     run "$NESTLS" check server.yaml
     assert_output --partial "reload:               off - changed files need a restart"
+}
+
+@test "client: a renewed CRL that now lists the server's certificate refuses the next connection" {
+    echo_server
+    make_crl empty outer wrongname-server
+    cp empty.pem files/crl.pem
+    write_policy client.yaml < <(
+        printf 'version: 1\nsettings: {log_level: info}\nrules:\n'
+        printf '  - name: cli\n    match: {role: client, address: [127.0.0.1], port: [%s]}\n' "$PORT"
+        printf '    layers:\n      - {ca: %s/files/ca.pem, crl: %s/files/crl.pem}\n' "$PWD" "$PWD"
+    )
+    nestls_bg step "$POLICY" python3 "$HELPERS/step_client.py" "$PORT" "$PWD/go"
+    wait_for_match step.out '^1: one$'
+    make_crl revoking outer outer-server
+    cp revoking.pem files/crl.new
+    replace crl.new crl.pem
+    wait_for_match step.err "info: rule 'cli' layer 1: reloaded"
+    touch go
+    wait_for_exit "$BG_PID" 30
+    assert_log "$(cat step.out)" "^2: error PermissionError$"
+    assert_log "$(cat step.err)" "layer 1: certificate verify failed: certificate revoked"
+}
+
+@test "server: a new OCSP staple renamed over the old one is stapled from the next connection" {
+    ca_mark good outer valid outer-server
+    ocsp_response good outer outer-server files/staple.der
+    ca_mark bad outer revoke outer-server
+    ocsp_response bad outer outer-server revoked.der
+    write_policy server.yaml < <(
+        printf 'version: 1\nsettings: {log_level: info}\nrules:\n'
+        printf '  - name: web\n    match: {role: server, address: [127.0.0.1], port: [%s]}\n' "$PORT"
+        printf '    layers:\n      - {cert: %s/files/server.pem, key: %s/files/server.key, ocsp_staple: %s/files/staple.der}\n' "$PWD" "$PWD" "$PWD"
+    )
+    nestls_bg echo "$POLICY" python3 "$HELPERS/echo_server.py" thread --port "$PORT"
+    wait_for_port "$PORT"
+    run bash -c 'timeout 20 openssl s_client -connect "127.0.0.1:$0" -status -CAfile "$1" </dev/null 2>&1' "$PORT" "$CERTS/outer-ca.pem"
+    assert_output --partial "Cert Status: good"
+    cp revoked.der files/staple.new
+    replace staple.new staple.der
+    wait_for_match echo.err "info: rule 'web' layer 1: reloaded"
+    run bash -c 'timeout 20 openssl s_client -connect "127.0.0.1:$0" -status -CAfile "$1" </dev/null 2>&1' "$PORT" "$CERTS/outer-ca.pem"
+    assert_output --partial "Cert Status: revoked"
 }

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,13 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct session_entry cache[SESSIONS_KEPT];
 static unsigned long clock_ticks;
 static int key_index = -1; /* SSL ex_data slot holding the layer's key */
+/* Each client context gets a number no other context of this process
+ * ever gets (SSL_CTX ex_data): the cache key names it. Not the context's
+ * address: a reload frees contexts, and a new one at a freed address
+ * would be offered the sessions of the old, made under its older trust
+ * and CRL, which resumption does not check again. */
+static int generation_index = -1;
+static unsigned long generations;
 
 static void free_key(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
@@ -76,6 +84,8 @@ void nl_sessions_attach_ctx(SSL_CTX *ctx)
 {
     if (ctx == NULL)
         return;
+    /* Under the engine lock (or at start-up, before any thread). */
+    SSL_CTX_set_ex_data(ctx, generation_index, (void *)(uintptr_t)++generations);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
 }
@@ -83,6 +93,7 @@ void nl_sessions_attach_ctx(SSL_CTX *ctx)
 void nl_sessions_attach(const struct nl_policy *policy)
 {
     key_index = SSL_get_ex_new_index(0, "nestls session key", NULL, NULL, free_key);
+    generation_index = SSL_CTX_get_ex_new_index(0, "nestls context number", NULL, NULL, NULL);
     for (size_t r = 0; r < policy->n_rules; r++)
         for (size_t i = 0; i < policy->rules[r].n_layers; i++)
             nl_sessions_attach_ctx(policy->rules[r].layers[i].client_ctx);
@@ -96,10 +107,11 @@ void nl_sessions_prepare(SSL *ssl, size_t layer, const char *name, const struct 
     if (key == NULL)
         return;
     nl_format_addr(peer, addr, sizeof(addr));
-    /* The context pins the layer's trust and identity settings; the name
-     * and address pin the server. */
-    snprintf(key, KEY_MAX, "%p|%zu|%s|%s", (void *)SSL_get_SSL_CTX(ssl), layer,
-             name ? name : "", addr);
+    /* The context (by its number) pins the rule, the layer's trust and
+     * identity settings; the name and address pin the server. */
+    uintptr_t generation = (uintptr_t)SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), generation_index);
+    snprintf(key, KEY_MAX, "%lu|%zu|%s|%s", (unsigned long)generation, layer, name ? name : "",
+             addr);
     nl_mutex_lock(&cache_lock);
     struct session_entry *e = find(key);
     if (e != NULL) {

@@ -143,3 +143,35 @@ staple_policy() {
     run "$NESTLS" check --json "$POLICY"
     [[ $(python3 -c 'import json,sys; l=json.load(sys.stdin)["policies"][0]["rules"][0]["layers"][0]; print(l["ocsp"], l["ocsp_staple"])' <<<"$output") == "require None" ]]
 }
+
+@test "ocsp: require in a long-running client: its second connection resumes the session (no staple is sent on resumption) and goes through" {
+    staple_policy good.der
+    client_policy client.yaml "$PORT" outer
+    printf '        ocsp: require\n' >>client.yaml
+    nestls_bg step "$POLICY" python3 "$HELPERS/step_client.py" "$PORT" "$PWD/go"
+    local pid=$BG_PID
+    wait_for_match step.out '^1: one$'
+    touch go
+    wait_for_exit "$pid" 30
+    assert_equal "$(cat step.out)" "1: one
+2: two
+1 again: three"
+    assert_log "$(cat step.err)" " resumed$"
+}
+
+@test "ocsp: require: a staple without a next update is taken while fresh, and refused once its this update is over 7 days old" {
+    need_cmd python3
+    python3 "$HELPERS/ocsp_no_next.py" "$CERTS/outer-server.pem" "$CERTS/outer-ca.pem" \
+        "$CERTS/outer-ca.key" 1 fresh.der
+    python3 "$HELPERS/ocsp_no_next.py" "$CERTS/outer-server.pem" "$CERTS/outer-ca.pem" \
+        "$CERTS/outer-ca.key" 8 old.der
+    ocsp_client require
+    staple_server fresh fresh.der
+    through
+    stop_bg "$BG_PID"
+    PORT=$(free_port) && ocsp_client require
+    staple_server old old.der
+    run --separate-stderr nestls_run "$POLICY" curl -s "http://127.0.0.1:$PORT/"
+    assert_failure
+    assert_log "$stderr" "layer 1: the server's stapled OCSP response: unusable, says good, but is outside its validity \(this update 20[0-9-]+T[0-9:]+Z, next update \?\) \(ocsp: require\)$"
+}

@@ -47,6 +47,8 @@ s_client_subject() {
     assert_output --regexp 'subject=CN ?= ?localhost'
     s_client_subject wrong.example
     assert_output --regexp 'subject=CN ?= ?wrong\.example'
+    s_client_subject WRONG.Example. # case and a root dot do not matter
+    assert_output --regexp 'subject=CN ?= ?wrong\.example'
     s_client_subject other.example
     assert_output --regexp 'subject=CN ?= ?wrong\.example'
     s_client_subject unrelated.test
@@ -83,7 +85,7 @@ s_client_subject() {
     wait_for_match web.err "layer 1: the client sent no server name \(sni: require\)"
     s_client_subject other.example
     assert_output --regexp 'subject=CN ?= ?wrong\.example'
-    s_client_subject localhost
+    s_client_subject localhost.
     assert_output --regexp 'subject=CN ?= ?localhost'
 }
 

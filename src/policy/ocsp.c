@@ -11,6 +11,10 @@
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
 
+/* A response without a next update would be good for ever: one older
+ * than this (by its this update) is out of date. */
+#define NL_OCSP_MAX_AGE_S (7L * 24 * 3600)
+
 /* The certificate that issued the leaf: from the chain as verified (it
  * ends in the trust anchor), else the second the peer sent. */
 static X509 *leaf_issuer(SSL *ssl)
@@ -43,7 +47,8 @@ static void judge_basic(SSL *ssl, OCSP_BASICRESP *bs, struct nl_ocsp_verdict *v)
     } else if (OCSP_basic_verify(bs, sent, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), 0) != 1) {
         snprintf(v->detail, sizeof(v->detail), "says %s, but its signature does not verify "
                  "against this layer's trust", OCSP_cert_status_str(status));
-    } else if (OCSP_check_validity(this_update, next_update, 300, -1) != 1) {
+    } else if (OCSP_check_validity(this_update, next_update, 300,
+                                   next_update != NULL ? -1 : NL_OCSP_MAX_AGE_S) != 1) {
         snprintf(v->detail, sizeof(v->detail), "says %s, but is outside its validity "
                  "(this update %s, next update %s)", OCSP_cert_status_str(status),
                  nl_tls_time_text(this_update, a, sizeof(a)),
@@ -108,6 +113,11 @@ bool nl_ocsp_acceptable(enum nl_ocsp_mode mode, enum nl_ocsp_status status)
 static int check_staple(SSL *ssl, void *arg)
 {
     const struct nl_layer *layer = arg;
+    /* A resumed TLS 1.3 session brings no certificate, hence no staple:
+     * its staple was judged when the session was made, by a context with
+     * the same files (engine/sessions.c keys sessions by context). */
+    if (SSL_session_reused(ssl))
+        return 1;
     struct nl_ocsp_verdict v;
     nl_ocsp_judge(ssl, &v);
     return nl_ocsp_acceptable(layer->ocsp, v.status) ? 1 : 0;

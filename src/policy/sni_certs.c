@@ -119,10 +119,19 @@ static SSL_CTX *context_of(const struct nl_layer *layer, size_t i)
     return i == 0 ? layer->server_ctx : layer->certs[i].ctx;
 }
 
-int nl_sni_pick(const struct nl_layer *layer, const char *name)
+int nl_sni_pick(const struct nl_layer *layer, const char *sent)
 {
-    if (name == NULL)
+    if (sent == NULL)
         return -1;
+    /* "example.org." is "example.org" (a fully qualified name's root dot). */
+    char name[256];
+    size_t len = strlen(sent);
+    if (len > 0 && sent[len - 1] == '.')
+        len--;
+    if (len == 0 || len >= sizeof(name))
+        return -1;
+    memcpy(name, sent, len);
+    name[len] = '\0';
     size_t n = layer->n_certs > 0 ? layer->n_certs : 1;
     for (size_t i = 0; i < n; i++) {
         const struct nl_sni_cert *e = layer->n_certs > 0 ? &layer->certs[i] : NULL;

@@ -209,3 +209,37 @@ step_client() {
         fi
     done
 }
+
+@test "server: a policy read through links a ConfigMap update swaps (..data), then a certificate renewal: the renewal is taken" {
+    mkdir -p cfg/..v1
+    write_policy cfg/..v1/policy.yaml < <(
+        printf 'version: 1\nsettings: {log_level: info}\nrules:\n'
+        printf '  - name: web\n    match: {role: server, address: [127.0.0.1], port: [%s]}\n' "$PORT"
+        printf '    layers:\n      - {cert: %s/files/server.pem, key: %s/files/server.key}\n' "$PWD" "$PWD"
+    )
+    ln -s ..v1 cfg/..data
+    ln -s ..data/policy.yaml cfg/policy.yaml
+    nestls_bg echo cfg/policy.yaml python3 "$HELPERS/echo_server.py" thread --port "$PORT"
+    wait_for_port "$PORT"
+    # The update: the same text in a new directory, the link swapped, the old one gone.
+    mkdir cfg/..v2 && cp cfg/..v1/policy.yaml cfg/..v2/
+    ln -s ..v2 cfg/..data.new && mv -T cfg/..data.new cfg/..data && rm -rf cfg/..v1
+    renewed_cert renewed
+    replace renewed.key server.key
+    replace renewed.pem server.pem
+    wait_for_match echo.err "reloaded: certificate \"CN=renewed\.localhost\""
+    refute_log "$(cat echo.err)" "error: reload"
+}
+
+@test "server: the certificates' directory deleted and made again is watched again: a later renewal is taken" {
+    echo_server
+    rm -rf files
+    mkdir files
+    cp "$CERTS/outer-server.pem" files/server.pem
+    install -m 0600 "$CERTS/outer-server.key" files/server.key
+    sleep 1 # the events of the deletion settle (same contents: nothing to reload)
+    renewed_cert renewed
+    replace renewed.key server.key
+    replace renewed.pem server.pem
+    wait_for_match echo.err "reloaded: certificate \"CN=renewed\.localhost\""
+}

@@ -199,8 +199,14 @@ int nl_cli_run(int argc, char **argv)
     if (status != NL_EXIT_OK)
         return status;
 
-    char abs_policy[PATH_MAX];
-    if (realpath(policy, abs_policy) == NULL) {
+    /* Absolute, but links not followed: the programs (and their reloads)
+     * read the file by the name given, as a ConfigMap's links change. */
+    char abs_policy[2 * PATH_MAX], cwd[PATH_MAX];
+    if (policy[0] == '/')
+        snprintf(abs_policy, sizeof(abs_policy), "%s", policy);
+    else if (getcwd(cwd, sizeof(cwd)) != NULL)
+        snprintf(abs_policy, sizeof(abs_policy), "%s/%s", cwd, policy);
+    else if (realpath(policy, abs_policy) == NULL) {
         nl_cli_error("%s: %s", policy, strerror(errno));
         return NL_EXIT_CONFIG;
     }

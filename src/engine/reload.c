@@ -42,6 +42,7 @@
 static int watch_fd = -1;
 static char reload_marker; /* epoll data of watch_fd */
 static uint64_t first_ms, due_ms;
+static bool rewatch; /* a watched directory went away: watch again */
 /* The state of the files the last failed reload saw: a failure is said
  * once, not again for every event until the files change. */
 static unsigned char failed_state[NL_HASH_LEN];
@@ -77,7 +78,7 @@ static const char *dir_of(const char *path, char *buf, size_t len)
 static void watch_directories(const struct nl_policy *p)
 {
     const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
-                          IN_ATTRIB;
+                          IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
     for (size_t r = 0; r < p->n_rules; r++)
         for (size_t i = 0; i < p->rules[r].n_layers; i++) {
             const char *files[NL_LAYER_MAX_FILES];
@@ -114,8 +115,16 @@ void nl_reload_start_locked(uint64_t now)
 void nl_reload_event(uint64_t now)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    while (read(watch_fd, buf, sizeof(buf)) > 0)
-        ; /* which file does not matter: the hashes tell */
+    ssize_t n;
+    /* Which file does not matter (the hashes tell); a watch that ended
+     * (its directory deleted or moved) does: it is made again. */
+    while ((n = read(watch_fd, buf, sizeof(buf))) > 0)
+        for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+            if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+                rewatch = true;
+            off += (ssize_t)sizeof(*ev) + ev->len;
+        }
     if (due_ms == 0)
         first_ms = now;
     due_ms = now + SETTLE_MS;
@@ -184,7 +193,7 @@ static void reload(struct nl_policy *live)
     char err[NL_ERR_MAX];
     failed = true;
     memcpy(failed_state, state, sizeof(state));
-    if (nl_policy_load(live->path, &donor, err, sizeof(err)) != 0) {
+    if (nl_policy_load(live->source, &donor, err, sizeof(err)) != 0) {
         nl_error("reload: %s; the files in use stay in use", err);
         return;
     }
@@ -207,6 +216,7 @@ static void reload(struct nl_policy *live)
             log_reloaded(&live->rules[r], i, now);
         }
     nl_policy_free(donor); /* with the old contexts: each SSL keeps its own */
+    watch_directories(live); /* files named relative to a moved policy live elsewhere now */
 }
 
 void nl_reload_run_due(uint64_t now)
@@ -214,7 +224,12 @@ void nl_reload_run_due(uint64_t now)
     if (due_ms == 0 || due_ms > now)
         return;
     due_ms = 0;
-    reload((struct nl_policy *)nl_policy); /* the one writer: see the top */
+    struct nl_policy *live = (struct nl_policy *)nl_policy; /* the one writer: see the top */
+    if (rewatch) { /* a directory made again, or a new one the files moved to */
+        rewatch = false;
+        watch_directories(live);
+    }
+    reload(live);
 }
 
 void nl_reload_fork_child(void)

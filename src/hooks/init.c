@@ -115,7 +115,7 @@ static void export_env(const char *name, const char *value)
 static void export_absolute_policy(const char *given, const struct nl_policy *policy)
 {
     if (given[0] != '/')
-        export_env("NESTLS_POLICY", policy->path);
+        export_env("NESTLS_POLICY", policy->source);
 }
 
 /* Whether this process tree was told already about this policy: its
@@ -187,7 +187,7 @@ static void start_up(void)
              nl_action_name(policy->settings.default_action));
     export_absolute_policy(path, policy);
     announce(policy, told);
-    nl_exec_env_init(policy->path);
+    nl_exec_env_init(policy->source);
     __atomic_store_n(&nl_started_flag, true, __ATOMIC_RELEASE);
     starting = false;
 }

@@ -78,6 +78,13 @@ static void swap_ctx(SSL_CTX **a, SSL_CTX **b)
     *b = t;
 }
 
+static void swap_path(char **a, char **b)
+{
+    char *t = *a;
+    *a = *b;
+    *b = t;
+}
+
 void nl_layer_take_contexts(struct nl_layer *live, struct nl_layer *donor)
 {
     swap_ctx(&live->client_ctx, &donor->client_ctx);
@@ -91,6 +98,18 @@ void nl_layer_take_contexts(struct nl_layer *live, struct nl_layer *donor)
     donor->staple = staple;
     donor->staple_len = staple_len;
     memcpy(live->files_hash, donor->files_hash, NL_HASH_LEN);
+    /* The files' names too: relative ones follow the policy's directory,
+     * which a link swap (a ConfigMap update) moves. The hash is of these. */
+    swap_path(&live->ca, &donor->ca);
+    swap_path(&live->cert, &donor->cert);
+    swap_path(&live->key, &donor->key);
+    swap_path(&live->client_ca, &donor->client_ca);
+    swap_path(&live->crl, &donor->crl);
+    swap_path(&live->ocsp_staple, &donor->ocsp_staple);
+    for (size_t i = 0; i < live->n_certs && i < donor->n_certs; i++) {
+        swap_path(&live->certs[i].cert, &donor->certs[i].cert);
+        swap_path(&live->certs[i].key, &donor->certs[i].key);
+    }
     /* The callbacks read the layer they were given (ALPN list, SNI
      * choices, staple): from now on the live one, which outlives the
      * donor. The contexts moved to the donor keep pointing at live too,

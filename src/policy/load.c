@@ -171,6 +171,15 @@ static int locate(struct nl_loader *L, const char *path, struct nl_policy *p)
     p->path = realpath(path, NULL);
     if (p->path == NULL)
         return nl_fail_mark(L, 1, 1, "cannot read policy: %s", strerror(errno));
+    char cwd[PATH_MAX];
+    if (path[0] == '/')
+        p->source = strdup(path);
+    else if (getcwd(cwd, sizeof(cwd)) != NULL && asprintf(&p->source, "%s/%s", cwd, path) < 0)
+        p->source = NULL;
+    if (p->source == NULL)
+        p->source = strdup(p->path); /* no working directory: the file itself */
+    if (p->source == NULL)
+        return nl_fail_mark(L, 1, 1, "out of memory");
     p->dir = strdup(p->path);
     if (p->dir == NULL)
         return nl_fail_mark(L, 1, 1, "out of memory");
@@ -376,6 +385,7 @@ void nl_policy_free(struct nl_policy *policy)
     free(policy->settings.log_file);
     free(policy->settings.keylog_file);
     free(policy->path);
+    free(policy->source);
     free(policy->dir);
     free(policy);
 }

@@ -137,6 +137,10 @@ struct nl_settings {
 struct nl_policy {
     unsigned char text_hash[NL_HASH_LEN]; /* of the file's text, as loaded */
     char *path;      /* absolute path of the file it was loaded from */
+    char *source;    /* that file as named (made absolute, links not followed):
+                        what a reload and exec'd children read, so that a
+                        link swapped to a new directory (a Kubernetes
+                        ConfigMap) is followed, not the directory it left */
     char *dir;       /* its directory: relative paths are resolved here */
     struct nl_settings settings;
     struct nl_rule *rules;

@@ -235,6 +235,10 @@ static int parse_layer(struct nl_loader *L, const yaml_node_t *v, struct nl_laye
     struct nl_layer_nodes at = {.layer = v};
     const yaml_node_t *verify_at = NULL, *min_at = NULL, *max_at = NULL;
     NL_GUARD(read_keys(L, v, layer, &at, &verify_at, &min_at, &max_at));
+    /* Before the files are read for the contexts: a file changed while
+     * they are built then differs from this hash, and the next reload
+     * check takes it up (engine/reload.c). */
+    nl_layer_files_hash(layer, layer->files_hash);
     NL_GUARD(check_layer(L, layer, &at, verify_at, min_at, max_at, rule->role, label));
     return nl_build_contexts(L, layer, rule->role, rule_index, index, &at);
 }

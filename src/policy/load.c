@@ -316,11 +316,9 @@ int nl_policy_load(const char *path, struct nl_policy **out, char *err, size_t e
     }
     if (nl_yaml_load(&L, text.bytes, text.len, &root) < 0 || parse_top(&L, root, p) < 0)
         goto out;
-    /* What a reload compares against (engine/reload.c). */
+    /* What a reload compares against (engine/reload.c); each layer's
+     * files were hashed before its contexts were built (layers.c). */
     EVP_Digest(text.bytes, text.len, p->text_hash, NULL, EVP_sha256(), NULL);
-    for (size_t r = 0; r < p->n_rules; r++)
-        for (size_t i = 0; i < p->rules[r].n_layers; i++)
-            nl_layer_files_hash(&p->rules[r].layers[i], p->rules[r].layers[i].files_hash);
     rc = 0;
 out:
     free(text.bytes);

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/real.h"
 
 /* PostgreSQL's requests sent instead of a StartupMessage (protocol 3). */
@@ -47,7 +48,7 @@ struct nl_starttls {
     bool gss_refused;        /* server, postgres: a GSSENCRequest was answered 'N' */
     bool failed;
     int err;
-    unsigned char *greeting; /* client: the server's greeting, for the program */
+    unsigned char *greeting; /* client: the greeting the program gets (program_greeting) */
     size_t greeting_len;
     bool swallow;            /* server: the program's greeting is still to be dropped */
     bool sw_first_line;
@@ -200,13 +201,40 @@ static bool offers_starttls(const char *p, size_t len)
     return false;
 }
 
+/* The greeting the program gets (client role). Not the server's: those
+ * bytes came before TLS, from whoever was on the path, and an attacker's
+ * extra lines in them ("250 ..." inside a 220- reply, a forged IMAP
+ * CAPABILITY) would reach the program as if through the layers. RFC 3207
+ * and RFC 2595 say to forget what was learned before TLS. The server's
+ * greeting was checked (its code) and is in the log at debug level. */
+static const char *program_greeting(enum nl_starttls_proto proto)
+{
+    switch (proto) {
+    case NL_STARTTLS_SMTP:
+        return "220 nestls.invalid ESMTP STARTTLS done (the server's greeting is not passed on)\r\n";
+    case NL_STARTTLS_IMAP:
+        return "* OK nestls: STARTTLS done (the server's greeting is not passed on)\r\n";
+    case NL_STARTTLS_POP3:
+        return "+OK nestls: STLS done (the server's greeting is not passed on)\r\n";
+    case NL_STARTTLS_FTP:
+        return "220 nestls: AUTH TLS done (the server's greeting is not passed on)\r\n";
+    default:
+        return NULL;
+    }
+}
+
 static int keep_greeting(struct nl_starttls *s, size_t len)
 {
-    s->greeting = malloc(len);
+    char q[200];
+    nl_debug("starttls %s: the server greeted '%s' (not passed on to the program)",
+             proto_name(s), quote(s->in, len, q, sizeof(q)));
+    const char *g = program_greeting(s->proto);
+    if (g == NULL)
+        return ACTED;
+    s->greeting = (unsigned char *)strdup(g);
     if (s->greeting == NULL)
         return fail(s, ENOMEM, "out of memory");
-    memcpy(s->greeting, s->in, len);
-    s->greeting_len = len;
+    s->greeting_len = strlen(g);
     return ACTED;
 }
 

@@ -1,5 +1,5 @@
 # The benchmark (tests/bench/README.md): nestls side by side with plain TCP,
-# in-process OpenSSL, stunnel and socat.
+# in-process OpenSSL, stunnel, nginx, HAProxy and socat.
 #   make bench           full run (3 interleaved runs, 6-8 min): build/bench/results.md,
 #                        build/bench/layers.png, the table on stdout
 #   make bench QUICK=1   the same with smaller volumes (about 1.5 min)
@@ -8,8 +8,8 @@
 BENCH_DIR  := $(BUILD)/bench
 BENCH_TOOL := $(BENCH_DIR)/nlbench
 BENCH_SRC  := $(wildcard tests/bench/*.c)
-# What the bench needs beyond `make deps`: the relays and the plotter.
-BENCH_PKGS := stunnel4 socat gnuplot-nox procps
+# What the bench needs (the relays and the plotter), checked again here.
+BENCH_PKGS := stunnel4 socat nginx libnginx-mod-stream haproxy gnuplot-nox procps
 
 .PHONY: bench bench-tool bench-deps
 

@@ -62,22 +62,25 @@ def method(cfg, runs, proofs, failures, seconds):
         "connection rate: one client process connects (TCP, then every handshake), sends 1 "
         "byte, reads it back, closes, one connection after the other for "
         f"{cfg.rate_seconds:g} s. \"resumed\": the client offers its previous session "
-        "(in-process: SSL_set_session; stunnel: its default client session cache; nestls: "
+        "(in-process: SSL_set_session; stunnel: its default client session cache; nginx: "
+        "proxy_ssl_session_reuse on; haproxy: its default server-line session reuse; nestls: "
         "its per-process session table, always on). \"full\": in-process without a session; "
-        "stunnel with sessionResume = no (a second client chain); nestls has no switch, so "
+        "stunnel with sessionResume = no, nginx with proxy_ssl_session_reuse off, haproxy "
+        "with no-ssl-reuse (a second client chain each); nestls has no switch, so "
         f"its client cycles over {paths.ROTATION_PORTS} listening ports of the server, more "
         "than its 256-entry session table holds. socat forks per connection (a new SSL_CTX "
         "each time) and plain TCP has no TLS: no resumed rate (n/a).",
         "share of TLS layers that resumed, from the nestls client log (\"resumed\" per "
         "layer), the stunnel client log (a full handshake logs the certificate it "
-        "verified) and the in-process client: " + resumption(runs, names) + ".",
+        "verified), the nginx and haproxy server-side access logs ($ssl_session_reused, "
+        "ssl_fc_is_resumed per layer) and the in-process client: " + resumption(runs, names) + ".",
         f"memory: RSS (/proc/PID/smaps_rollup) of every process on the path (client, relays "
         f"and their children, server), growth from 1 to {cfg.mem_conns + 1} open "
         f"connections, each idle for {cfg.idle_seconds:g} s, divided by {cfg.mem_conns}. "
         "Kernel socket buffers are not included. socat forks two processes per connection "
         "and RSS counts their shared pages once per child; by PSS (shared pages divided "
         f"among the processes sharing them) socat's figure is {socat_pss(runs)} per "
-        "connection. For single processes (nestls, stunnel) PSS and RSS growth agree.",
+        "connection. For single processes (nestls, stunnel, nginx, haproxy) PSS and RSS growth agree.",
         "CPU: utime+stime from /proc/PID/stat of every long-lived process on the path (all "
         "threads, and reaped children) across the bulk transfer, plus the client's "
         "getrusage (all its threads: under nestls, the engine too), divided by the GiB "
@@ -93,10 +96,16 @@ def method(cfg, runs, proofs, failures, seconds):
         f"TLSv1.3 {cfg.suite}); every stunnel service of the chain, on both sides, "
         "logged every connection (so each connection crossed every hop), and each client "
         "service sent more bytes into TLS than the one inside it (it carries that one's "
-        "records: the layers nest). nestls log lines above info, closes not 'clean', "
-        "stunnel warnings and errors: " + trouble(runs, names) + ".",
+        "records: the layers nest); likewise every nginx and haproxy service of the chain, "
+        "on both sides, logged every connection in its access log, each service received "
+        "more plaintext than the one inside it on both sides, and every server-side layer "
+        f"logged TLSv1.3 {cfg.suite}. nestls log lines above info, closes not 'clean', "
+        "stunnel warnings and errors, nginx error-log lines (level warn and above), haproxy "
+        "log lines other than the per-connection ones and abnormal ends: " + trouble(runs, names) + ".",
         "the server (nlbench serve) is one epoll thread; the clients are one thread; stunnel "
-        "(threads) and socat (fork) run with their defaults besides the TLS settings; "
+        "(threads), nginx (one process, master_process off), haproxy (nbthread 1) and "
+        "socat (fork) run with their defaults besides the TLS settings (haproxy 2.6's "
+        "client side takes the group from OPENSSL_CONF, as socat does); "
         "stunnel logs at its default level 5, nestls at its default 'info', socat at its "
         "default (errors only).",
         f"the machine has {os.cpu_count()} cores and may be shared (see the load average "

@@ -280,6 +280,218 @@ class StunnelPath(Path):
         return 1 - fulls / (conns * self.layers), c.trouble + s.trouble
 
 
+class RelayChainPath(Path):
+    """What nginx N and haproxy N share with the stunnel chain: N relay
+    services on each side, one relay process per side. Server side: service
+    server-1 (outermost) terminates layer 1 and passes its plaintext to
+    server-2, ..., server-N to the program. Client side: the program
+    connects to the innermost client service; its TLS (layer N) goes out as
+    plaintext into the next service outwards, and so on to server-1. Two
+    client chains: A resumes sessions (the relay's default), B does not;
+    everything but the full-handshake rate uses chain A.
+
+    Subclasses write the relay's configuration (conf()) and log one line
+    per finished connection and service in proof.RelayLog's form."""
+    resumable = True
+    log_ext = ".log"
+
+    def __init__(self, cfg, layers):
+        super().__init__(cfg)
+        self.layers = layers
+
+    def client_env(self):
+        return None
+
+    def client_next(self, chain, layer, a, s):
+        """Where client service {chain}{layer} connects: the next service
+        outwards, or the server side's outermost listener."""
+        return a[layer - 1] if layer > 1 else s[1]
+
+    def start(self):
+        n = self.layers
+        program, = self.start_server([self.cfg.nlbench, "serve"])
+        s = {layer: procs.free_port() for layer in range(1, n + 1)}
+        server = [(f"server-{layer}", layer, s[layer], s[layer + 1] if layer < n else program)
+                  for layer in range(1, n + 1)]
+        proc = self.spawn(f"{self.kind}-server", self.conf("server", server))
+        self.wait_ports(s.values())
+        client, entry, listeners = [], {}, []
+        for chain in ("A", "B"):
+            a = {layer: procs.free_port() for layer in range(1, n + 1)}
+            client += [(f"client-{chain}{layer}", layer, a[layer],
+                        self.client_next(chain, layer, a, s)) for layer in range(n, 0, -1)]
+            entry[chain] = a[n]
+            listeners += a.values()
+        cproc = self.spawn(f"{self.kind}-client", self.conf("client", client),
+                           env=self.client_env())
+        self.wait_ports(listeners)
+        self.port = self.resume_port = entry["A"]
+        self.full_ports = [entry["B"]]
+        self.probe_port = s[1]
+        self.logs = {side: proof.LogCursor(self.log_path(side, p))
+                     for side, p in (("client", cproc), ("server", proc))}
+        self.errs = [proof.LogCursor(p.err_path) for p in (cproc, proc)]
+
+    def before_client(self):
+        for log in list(self.logs.values()) + self.errs:
+            log.mark()
+
+    def after_client(self, client_err, conns, full_rate=False):
+        """Every service of the chain used, and of the server side, must
+        have logged each connection (so each crossed every hop), with status
+        'ok' where the relay says so; each service outwards must have
+        received more plaintext bytes than the one inside it (what it
+        receives is the inner layer's records: the layers nest); every
+        server-side layer must say TLSv1.3 and the benchmark's suite. The
+        resumed share is the server side's count of resumed sessions over
+        connections × layers."""
+        n = self.layers
+        chain = [f"client-{'B' if full_rate else 'A'}{k}" for k in range(1, n + 1)]
+        servers = [f"server-{k}" for k in range(1, n + 1)]
+
+        def read():
+            return (proof.RelayLog(self.logs["client"].new_text()),
+                    proof.RelayLog(self.logs["server"].new_text()))
+
+        def all_logged():
+            c, s = read()
+            done = all(c.count(x) >= conns for x in chain) and \
+                all(s.count(x) >= conns for x in servers)
+            return (c, s) if done else None
+        try:  # the relays log a connection once both of its sides are closed
+            c, s = wait_until(f"{self.kind} to log every connection", all_logged, seconds=10)
+        except BenchError:
+            c, s = read()
+        for k in range(1, n + 1):
+            got = (c.count(chain[k - 1]), s.count(servers[k - 1]))
+            if got != (conns, conns):
+                raise BenchError(f"{conns} connections, but {self.name}'s layer {k} services "
+                                 f"logged {got[0]} ({chain[k - 1]}) and {got[1]} "
+                                 f"({servers[k - 1]})")
+        for side, log, names in (("client", c, chain), ("server", s, servers)):
+            got = [log.total(x, "in") for x in names]
+            if any(outer <= inner for outer, inner in zip(got, got[1:])):
+                raise BenchError(f"{self.name} {side} services {', '.join(names)} received "
+                                 f"{got} bytes: outer layers should carry more than inner ones")
+        for x in servers:
+            bad = [l for l in s.lines(x) if l.get("proto") != "TLSv1.3" or
+                   l.get("cipher") != SUITE]
+            if bad:
+                raise BenchError(f"{self.name} {x}: {len(bad)} connections not TLSv1.3 "
+                                 f"{SUITE}, e.g. {bad[0]}")
+        resumed = sum(1 for x in servers for l in s.lines(x)
+                      if l.get("reused") in self.resumed_marks)
+        trouble = c.trouble + s.trouble
+        for err in self.errs:
+            trouble += [l.strip() for l in err.new_text().splitlines() if l.strip()]
+        return resumed / (conns * n), trouble
+
+
+class NginxPath(RelayChainPath):
+    """nginx's stream module, one nginx process per side (master_process
+    off: a single process, one event loop). Server side: `listen ... ssl`;
+    client side: `proxy_ssl on` with verification, SNI and
+    proxy_ssl_session_reuse on (chain A) or off (chain B). An access log per
+    side, one line per connection and service, unbuffered."""
+    kind = "nginx"
+    resumed_marks = ("r",)
+    MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+    def log_path(self, side, proc):
+        return os.path.join(self.cfg.logdir, f"nginx-{side}-access.log")
+
+    def conf(self, side, services):
+        c, d = self.cfg.certs, self.cfg.logdir
+        path = os.path.join(d, f"nginx-{side}.conf")
+        log = self.log_path(side, None)
+        lines = [f"load_module {self.MODULE};", "daemon off;", "master_process off;",
+                 f"pid {d}/nginx-{side}.pid;", "error_log stderr warn;",
+                 "events { worker_connections 8192; }", "stream {"]
+        for name, layer, listen, nxt in services:
+            fmt = f"svc_{name.replace('-', '_')}"
+            if side == "server":
+                lines.append(f"  log_format {fmt} 'nlb service={name} port=$server_port "
+                             "status=$status in=$bytes_received out=$bytes_sent "
+                             "proto=$ssl_protocol cipher=$ssl_cipher sni=$ssl_server_name "
+                             "reused=$ssl_session_reused';")
+            else:
+                lines.append(f"  log_format {fmt} 'nlb service={name} port=$server_port "
+                             "status=$status in=$bytes_received out=$bytes_sent "
+                             "up_out=$upstream_bytes_sent up_in=$upstream_bytes_received';")
+        for name, layer, listen, nxt in services:
+            fmt = f"svc_{name.replace('-', '_')}"
+            p = pki(layer)
+            if side == "server":
+                tls = [f"listen 127.0.0.1:{listen} ssl;",
+                       f"ssl_certificate {c}/{p}-server.pem;",
+                       f"ssl_certificate_key {c}/{p}-server.key;",
+                       "ssl_protocols TLSv1.3;", f"ssl_conf_command Ciphersuites {SUITE};",
+                       f"ssl_ecdh_curve {GROUP};"]
+            else:
+                reuse = "on" if name.startswith("client-A") else "off"
+                tls = [f"listen 127.0.0.1:{listen};", "proxy_ssl on;",
+                       "proxy_ssl_protocols TLSv1.3;",
+                       f"proxy_ssl_conf_command Ciphersuites {SUITE};",
+                       f"proxy_ssl_conf_command Groups {GROUP};",
+                       "proxy_ssl_verify on;", f"proxy_ssl_trusted_certificate {c}/{p}-ca.pem;",
+                       "proxy_ssl_name localhost;", "proxy_ssl_server_name on;",
+                       f"proxy_ssl_session_reuse {reuse};"]
+            lines += [f"  server {{  # {name}, layer {layer}"] + [f"    {t}" for t in tls] + [
+                f"    proxy_pass 127.0.0.1:{nxt};", f"    access_log {log} {fmt};", "  }"]
+        lines.append("}")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return ["nginx", "-p", d, "-e", "stderr", "-c", path]
+
+
+class HaproxyPath(RelayChainPath):
+    """HAProxy in mode tcp, one process per side (-db: foreground), one
+    thread (nbthread 1). Server side: `bind ... ssl crt`; client side:
+    `server ... ssl verify required` with SNI and host check; chain B adds
+    no-ssl-reuse. It logs one line per connection and listen section to
+    its stdout. HAProxy 2.6 has no `curves` for server lines (only for
+    bind): its client side takes the group, as socat does, from OpenSSL's
+    configuration file (OPENSSL_CONF: the same file as socat's), so that
+    it offers only P-256 rather than getting a HelloRetryRequest."""
+    kind = "haproxy"
+    resumed_marks = ("1",)
+
+    def log_path(self, side, proc):
+        return proc.out_path
+
+    def conf(self, side, services):
+        c, d = self.cfg.certs, self.cfg.logdir
+        path = os.path.join(d, f"haproxy-{side}.cfg")
+        tls = f"ssl-min-ver TLSv1.3 ciphersuites {SUITE}"
+        lines = ["global", "  nbthread 1", "  maxconn 4096", "  log stdout format raw local0",
+                 "defaults", "  mode tcp", "  log global", "  timeout connect 10s",
+                 "  timeout client 10m", "  timeout server 10m", ""]
+        for name, layer, listen, nxt in services:
+            p = pki(layer)
+            if side == "server":
+                pem = os.path.join(d, f"{p}-server-with-key.pem")
+                with open(pem, "w") as f:
+                    for part in (f"{c}/{p}-server.pem", f"{c}/{p}-server.key"):
+                        f.write(open(part).read())
+                bind = f"  bind 127.0.0.1:{listen} ssl crt {pem} {tls} curves {GROUP}"
+                server = f"  server s 127.0.0.1:{nxt}"
+                fmt = (f"nlb service=%f port=%fp status=%ts in=%U out=%B "
+                       "proto=%sslv cipher=%sslc sni=%[ssl_fc_sni] reused=%[ssl_fc_is_resumed]")
+            else:
+                bind = f"  bind 127.0.0.1:{listen}"
+                reuse = "" if name.startswith("client-A") else " no-ssl-reuse"
+                server = (f"  server s 127.0.0.1:{nxt} ssl verify required ca-file "
+                          f"{c}/{p}-ca.pem sni str(localhost) verifyhost localhost {tls}{reuse}")
+                fmt = "nlb service=%f port=%fp status=%ts in=%U out=%B"
+            lines += [f"listen {name}", bind, f'  log-format "{fmt}"', server, ""]
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return ["haproxy", "-db", "-f", path]
+
+    def client_env(self):
+        return dict(os.environ, OPENSSL_CONF=self.cfg.socat_openssl_conf)
+
+
 class SocatPath(Path):
     """socat OPENSSL on each side, forking per connection (its only server
     mode), so a new SSL_CTX per connection: no resumption. socat 1.7 has no
@@ -323,5 +535,7 @@ def all_paths(cfg):
     paths += [NestlsPath(cfg, n) for n in cfg.nestls_layers]
     paths += [NestlsPath(cfg, n, padded=True) for n in cfg.padded_layers]
     paths += [StunnelPath(cfg, n) for n in cfg.stunnel_layers]
+    paths += [NginxPath(cfg, n) for n in cfg.nginx_layers]
+    paths += [HaproxyPath(cfg, n) for n in cfg.haproxy_layers]
     paths.append(SocatPath(cfg))
     return paths

@@ -268,3 +268,32 @@ class StunnelServices:
 
 def _add(d, key, n):
     d[key] = d.get(key, 0) + n
+
+
+class RelayLog:
+    """Lines 'nlb key=value ...' that nginx and haproxy write per finished
+    connection and service (paths.RelayChainPath sets their formats), by
+    service; any other non-empty line, and any connection whose status is
+    not the relay's normal end (nginx 200, haproxy '--'), is trouble."""
+
+    def __init__(self, text):
+        self.by_service = {}
+        self.trouble = []
+        for line in text.splitlines():
+            if not line.startswith("nlb "):
+                if line.strip():
+                    self.trouble.append(line.strip())
+                continue
+            fields = dict(f.partition("=")[::2] for f in line.split()[1:])
+            self.by_service.setdefault(fields.get("service"), []).append(fields)
+            if fields.get("status") not in ("200", "--"):
+                self.trouble.append(line.strip())
+
+    def lines(self, service):
+        return self.by_service.get(service, [])
+
+    def count(self, service):
+        return len(self.lines(service))
+
+    def total(self, service, key):
+        return sum(int(l.get(key, 0)) for l in self.lines(service))

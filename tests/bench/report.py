@@ -17,6 +17,54 @@ METRICS = [  # key, column title, decimals
 ]
 
 
+LOWER_IS_BETTER = {"rtt_med", "rtt_p99", "kib_per_conn", "cpu_per_gib"}
+PEERS = ("stunnel", "nginx", "haproxy")  # the relay chains nestls is compared with
+
+
+def peer_layers(cfg):
+    """Depths at which at least one peer chain is configured."""
+    return sorted({n for kind in PEERS for n in getattr(cfg, f"{kind}_layers")})
+
+
+def with_best_peers(runs, cfg):
+    """The runs with a pseudo-path 'best peer N' added to each: for every
+    metric, the best value any peer chain of depth N (stunnel, nginx,
+    haproxy) measured in that run (highest MB/s and conn/s, lowest RTT,
+    memory and CPU), and under 'best_of' which peer that was."""
+    out = []
+    for r in runs:
+        r = dict(r)
+        for n in peer_layers(cfg):
+            best, who = {}, {}
+            for key, _, _ in METRICS:
+                got = [(r[f"{k} {n}"][key], f"{k} {n}") for k in PEERS
+                       if r.get(f"{k} {n}", {}).get(key) is not None]
+                if got:
+                    pick = min(got) if key in LOWER_IS_BETTER else max(got)
+                    best[key], who[key] = pick
+            if best:
+                r[f"best peer {n}"] = dict(best, best_of=who)
+        out.append(r)
+    return out
+
+
+def best_peer_table(runs, cfg):
+    """Which peer chain was best at each depth, per metric: how many runs."""
+    rows = []
+    for n in peer_layers(cfg):
+        row = [f"{n} layer{'s' * (n > 1)}"]
+        for key, _, _ in METRICS:
+            counts = {}
+            for r in runs:
+                who = r.get(f"best peer {n}", {}).get("best_of", {}).get(key)
+                if who:
+                    counts[who.split()[0]] = counts.get(who.split()[0], 0) + 1
+            row.append(", ".join(f"{k} ({v}/{len(runs)})" for k, v in
+                                 sorted(counts.items(), key=lambda kv: -kv[1])) or "n/a")
+        rows.append(row)
+    return table(["depth"] + [t for _, t, _ in METRICS], rows)
+
+
 def num(x, decimals):
     return f"{x:,.{decimals}f}"
 
@@ -65,6 +113,7 @@ def ratio_table(runs, cfg):
     rows = []
     for n in cfg.nestls_layers:
         refs = [f"stunnel {n}"] if n in cfg.stunnel_layers else []
+        refs += [f"best peer {n}"] if n in peer_layers(cfg) else []
         for ref in refs + ["in-process OpenSSL"]:
             rows.append([f"nestls {n} / {ref}"] +
                         [spread(ratios(runs, f"nestls {n}", ref, k), 2) for k, _, _ in METRICS])
@@ -99,27 +148,34 @@ def targets(runs, cfg):
                                                                     decimals),
                     spread(rs, 2), met, runs_met))
 
-    check("throughput, 1 layer ≥ 1.5× stunnel (MB/s)", "nestls 1", "stunnel 1", "mbps", 1.5,
-          True, 0)
-    check("throughput, 1 layer ≥ 0.8× in-process OpenSSL (MB/s)", "nestls 1",
-          "in-process OpenSSL", "mbps", 0.8, True, 0)
-    check("throughput, 2 layers ≥ 2× stunnel chain (MB/s)", "nestls 2", "stunnel 2", "mbps", 2,
-          True, 0)
-    check("throughput, 3 layers ≥ 2.5× stunnel chain (MB/s)", "nestls 3", "stunnel 3", "mbps",
-          2.5, True, 0)
-    check("RTT median, 1 layer ≤ 0.8× stunnel (µs)", "nestls 1", "stunnel 1", "rtt_med", 0.8,
-          False, 1)
-    check("RTT median, 2 layers ≤ 0.5× stunnel chain (µs)", "nestls 2", "stunnel 2", "rtt_med",
-          0.5, False, 1)
-    check("connection rate with resumption ≥ 1.3× stunnel (conn/s)", "nestls 1", "stunnel 1",
-          "rate_resumed", 1.3, True, 0)
-    check("connection rate, full handshakes ≥ 1× stunnel (conn/s)", "nestls 1", "stunnel 1",
-          "rate_full", 1.0, True, 0)
-    for n in cfg.stunnel_layers:
-        if n in cfg.nestls_layers:
-            check(f"idle memory per connection per layer ≤ 0.25× stunnel's, {n} layer"
-                  f"{'s' * (n > 1)} (KiB)", f"nestls {n}", f"stunnel {n}", "kib_per_conn", 0.25,
-                  False, 1, per=n)
+    # Each target against stunnel (as the issue states it) and against the
+    # best peer chain of the same depth in the same run (stunnel, nginx,
+    # haproxy: the best of them for that metric).
+    for peer, ref_name in (("stunnel", "stunnel"), ("best peer", "the best peer")):
+        chain = " chain" if peer == "stunnel" else ""
+        check(f"throughput, 1 layer ≥ 1.5× {ref_name} (MB/s)", "nestls 1", f"{peer} 1", "mbps",
+              1.5, True, 0)
+        if peer == "stunnel":
+            check("throughput, 1 layer ≥ 0.8× in-process OpenSSL (MB/s)", "nestls 1",
+                  "in-process OpenSSL", "mbps", 0.8, True, 0)
+        check(f"throughput, 2 layers ≥ 2× {ref_name}{chain} (MB/s)", "nestls 2", f"{peer} 2",
+              "mbps", 2, True, 0)
+        check(f"throughput, 3 layers ≥ 2.5× {ref_name}{chain} (MB/s)", "nestls 3", f"{peer} 3",
+              "mbps", 2.5, True, 0)
+        check(f"RTT median, 1 layer ≤ 0.8× {ref_name} (µs)", "nestls 1", f"{peer} 1", "rtt_med",
+              0.8, False, 1)
+        check(f"RTT median, 2 layers ≤ 0.5× {ref_name}{chain} (µs)", "nestls 2", f"{peer} 2",
+              "rtt_med", 0.5, False, 1)
+        check(f"connection rate with resumption ≥ 1.3× {ref_name} (conn/s)", "nestls 1",
+              f"{peer} 1", "rate_resumed", 1.3, True, 0)
+        check(f"connection rate, full handshakes ≥ 1× {ref_name} (conn/s)", "nestls 1",
+              f"{peer} 1", "rate_full", 1.0, True, 0)
+        depths = cfg.stunnel_layers if peer == "stunnel" else peer_layers(cfg)
+        for n in depths:
+            if n in cfg.nestls_layers:
+                check(f"idle memory per connection per layer ≤ 0.25× {ref_name}'s, {n} layer"
+                      f"{'s' * (n > 1)} (KiB)", f"nestls {n}", f"{peer} {n}", "kib_per_conn",
+                      0.25, False, 1, per=n)
     return out
 
 
@@ -147,6 +203,7 @@ def curve_table(runs, cfg):
 
 
 def render(runs, names, cfg, machine, notes):
+    runs = with_best_peers(runs, cfg)
     parts = [
         f"# nestls benchmark ({'QUICK' if cfg.quick else 'full'} run)", "",
         "| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in machine] + [
@@ -158,14 +215,18 @@ def render(runs, names, cfg, machine, notes):
         "## Paths", "",
         "plain TCP: no TLS. in-process OpenSSL: the two programs speak TLS themselves (1 "
         "layer, no relay). nestls N: both programs run under `nestls run` with N layers. "
-        "stunnel N: a chain of N stunnel services on each side (one stunnel process per "
-        "side), each layer's TLS carried inside the next one out. socat 1: socat OPENSSL on "
+        "stunnel N, nginx N, haproxy N: a chain of N relay services on each side (one "
+        "relay process per side), each layer's TLS carried inside the next one out. socat 1: socat OPENSSL on "
         "each side, a fork per connection. Memory and CPU count every process on the path, "
         "the two programs included (tests/bench/README.md).", "",
         main_table(runs, names), "",
         "## nestls as a ratio to the references (computed within each run)", "",
         "Above 1 means more: better for MB/s and conn/s, worse for RTT, KiB and CPU.", "",
         ratio_table(runs, cfg), "",
+        "\"best peer N\": for each metric, the best of stunnel N, nginx N and haproxy N "
+        "in that run (highest MB/s and conn/s, lowest RTT, KiB and CPU). Which peer that "
+        "was (in how many runs):", "",
+        best_peer_table(runs, cfg), "",
         "## Targets of the performance issue", "",
         "Judged on the median of the per-run ratios; nestls and reference columns are "
         "medians over the runs (memory: KiB per connection divided by the layer count).", "",
@@ -182,7 +243,7 @@ def render(runs, names, cfg, machine, notes):
 
 def plot(runs, cfg, out_png, machine_line):
     """build/bench/layers.png: throughput and RTT against the number of
-    layers, nestls and the stunnel chain, with plain TCP and in-process
+    layers, nestls and the stunnel, nginx and haproxy chains, with plain TCP and in-process
     OpenSSL as reference lines; bars are min–max over the runs."""
     d = cfg.bench_dir
 
@@ -197,6 +258,8 @@ def plot(runs, cfg, out_png, machine_line):
 
     write("layers-nestls.dat", "nestls", cfg.nestls_layers)
     write("layers-stunnel.dat", "stunnel", cfg.stunnel_layers)
+    write("layers-nginx.dat", "nginx", cfg.nginx_layers)
+    write("layers-haproxy.dat", "haproxy", cfg.haproxy_layers)
     refs = ("plain TCP", "in-process OpenSSL")
     ref_mbps = {p: med(series(runs, p, "mbps")) or 0 for p in refs}
     ref_rtt = {p: med(series(runs, p, "rtt_med")) or 0 for p in refs}
@@ -204,7 +267,7 @@ def plot(runs, cfg, out_png, machine_line):
 set terminal pngcairo size 1400,620 font "Sans,11" noenhanced
 set output "{out_png}"
 set datafile missing "?"
-set multiplot layout 1,2 title "nestls vs stunnel chain by number of TLS layers ({cfg.suite}, loopback)\\n{machine_line}"
+set multiplot layout 1,2 title "nestls vs stunnel, nginx and haproxy chains by number of TLS layers ({cfg.suite}, loopback)\\n{machine_line}"
 set xlabel "TLS layers"
 set xrange [0.5:8.5]
 set xtics 1
@@ -215,11 +278,15 @@ set yrange [0:*]
 set ylabel "bulk throughput, MB/s (median; bars: min-max)"
 plot "{d}/layers-nestls.dat" using 1:2:3:4 with yerrorlines lw 2 pt 7 ps 1.3 title "nestls (both ends)", \\
      "{d}/layers-stunnel.dat" using 1:2:3:4 with yerrorlines lw 2 pt 5 ps 1.3 title "stunnel chain", \\
+     "{d}/layers-nginx.dat" using 1:2:3:4 with yerrorlines lw 2 pt 9 ps 1.3 title "nginx chain", \\
+     "{d}/layers-haproxy.dat" using 1:2:3:4 with yerrorlines lw 2 pt 11 ps 1.3 title "haproxy chain", \\
      {ref_mbps["plain TCP"]} with lines dt 2 lw 1.5 title "plain TCP", \\
      {ref_mbps["in-process OpenSSL"]} with lines dt 4 lw 1.5 title "in-process OpenSSL, 1 layer"
 set ylabel "1-byte round trip, median µs (bars: min-max)"
 plot "{d}/layers-nestls.dat" using 1:5:6:7 with yerrorlines lw 2 pt 7 ps 1.3 title "nestls (both ends)", \\
      "{d}/layers-stunnel.dat" using 1:5:6:7 with yerrorlines lw 2 pt 5 ps 1.3 title "stunnel chain", \\
+     "{d}/layers-nginx.dat" using 1:5:6:7 with yerrorlines lw 2 pt 9 ps 1.3 title "nginx chain", \\
+     "{d}/layers-haproxy.dat" using 1:5:6:7 with yerrorlines lw 2 pt 11 ps 1.3 title "haproxy chain", \\
      {ref_rtt["plain TCP"]} with lines dt 2 lw 1.5 title "plain TCP", \\
      {ref_rtt["in-process OpenSSL"]} with lines dt 4 lw 1.5 title "in-process OpenSSL, 1 layer"
 unset multiplot

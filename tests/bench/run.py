@@ -46,6 +46,8 @@ class Config:
         self.nestls_layers = [1, 2, 3, 8]
         self.padded_layers = [2]  # the outer layer padded: what hiding sizes costs
         self.stunnel_layers = [1, 2, 3]
+        self.nginx_layers = [1, 2, 3]
+        self.haproxy_layers = [1, 2, 3]
         self.curve_paths = ["plain TCP", "nestls 1", "stunnel 1"]
         self.curve_levels = [1, 10, 100, 1000]
         self.mem_conns = 200
@@ -94,6 +96,8 @@ def machine_info(cfg):
         ("OpenSSL", command_line(["openssl", "version"])),
         ("stunnel", first_line(command_line(["stunnel", "-version"]), "stunnel ")),
         ("socat", first_line(command_line(["socat", "-V"]), "socat version")),
+        ("nginx", command_line(["nginx", "-v"])),
+        ("haproxy", first_line(command_line(["haproxy", "-v"]), "HAProxy version")),
         ("nestls", f"{command_line([cfg.nestls, '--version'])}, commit {commit}"),
         ("load", "load average %.2f %.2f %.2f at the end (other work on the machine shows "
                  "here)" % os.getloadavg()),

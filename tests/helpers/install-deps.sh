@@ -28,6 +28,10 @@ PACKAGES=(gcc make pkg-config libssl-dev libyaml-dev openssl
 PACKAGES+=(netcat-openbsd man-db dpkg-dev binutils)
 # A prefork server run as Debian runs it (tests/programs_nginx.bats).
 PACKAGES+=(nginx)
+# The benchmark's peers (tests/bench: nginx N, haproxy N): nginx's stream
+# module and HAProxy, each run from a private configuration, never as the
+# system service.
+PACKAGES+=(libnginx-mod-stream haproxy)
 
 quiet=0
 case ${1:-} in

@@ -55,6 +55,7 @@ static int grow(void **array, size_t *cap, size_t elem, size_t need)
 
 struct nl_sock *nl_sock_new(int family)
 {
+    nl_sock_free_unused();
     struct nl_sock *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
@@ -84,6 +85,12 @@ void nl_sock_facts_of(int tcp_fd, struct nl_sock *s)
 
 static void unguard_locked(int fd);
 
+/* Socks whose last reference went, to be freed by nl_sock_free_unused.
+ * A close() in a signal handler can drop the last reference while the
+ * code it interrupted is inside malloc: free() there waits for the lock
+ * that code holds, for ever (ASan's allocator did, now and then). */
+static struct nl_sock *unused;
+
 static void sock_put_locked(struct nl_sock *s)
 {
     if (s == NULL || --s->refs != 0)
@@ -92,7 +99,22 @@ static void sock_put_locked(struct nl_sock *s)
         unguard_locked(s->tcp_fd);
         syscall(SYS_close, s->tcp_fd);
     }
-    free(s);
+    s->next_unused = __atomic_load_n(&unused, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&unused, &s->next_unused, s, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+        ;
+}
+
+void nl_sock_free_unused(void)
+{
+    if (__atomic_load_n(&unused, __ATOMIC_RELAXED) == NULL)
+        return;
+    struct nl_sock *s = __atomic_exchange_n(&unused, NULL, __ATOMIC_ACQUIRE);
+    while (s != NULL) {
+        struct nl_sock *next = s->next_unused;
+        free(s);
+        s = next;
+    }
 }
 
 void nl_sock_put(struct nl_sock *s)

@@ -43,12 +43,17 @@ struct nl_sock {
     void *engine_conn;               /* the engine's connection, or NULL */
     dev_t dev;                       /* identity of the program's end */
     ino_t ino;
+    struct nl_sock *next_unused;     /* on the list of those to free (fdtable.c) */
 };
 
 struct nl_sock *nl_sock_new(int family);
 /* Fill local, peer, family and protocol from a TCP socket. */
 void nl_sock_facts_of(int tcp_fd, struct nl_sock *s);
 void nl_sock_put(struct nl_sock *s);
+/* Free the socks whose last reference went (nl_sock_put only lists them:
+ * it may run in a signal handler that interrupted malloc). Called where
+ * allocating is safe: the engine's loop, nl_sock_new. */
+void nl_sock_free_unused(void);
 
 /* Wrapped program descriptors. get() returns a new reference or NULL; it
  * checks the descriptor still is the same file (a number may be reused). */

@@ -210,6 +210,7 @@ void *nl_engine_main(void *arg)
             nl_engine_settle(c);
         }
         nl_listeners_reap();
+        nl_sock_free_unused();
         if (nl_engine.relay_mode && nl_engine.n_conns == 0 && nl_engine.listeners == NULL)
             break;
     }

@@ -23,7 +23,7 @@
 #include "netutil.h"
 
 static int sock = -1;
-static volatile sig_atomic_t done, closed_ok, waited_out;
+static volatile sig_atomic_t done, closed_ok, waited_out, slowest_close;
 
 static long elapsed_ms(const struct timespec *from)
 {
@@ -40,8 +40,11 @@ static void on_alarm(int sig)
     clock_gettime(CLOCK_MONOTONIC, &start); /* async-signal-safe */
     if (close(sock) == 0)
         closed_ok++;
-    if (elapsed_ms(&start) >= 100)
+    long took = elapsed_ms(&start);
+    if (took >= 100)
         waited_out++;
+    if (took > slowest_close)
+        slowest_close = (sig_atomic_t)took;
     done = 1;
     errno = saved;
 }
@@ -53,14 +56,23 @@ int main(int argc, char **argv)
     int rounds = atoi(argv[2]);
     struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
     sigaction(SIGALRM, &sa, NULL);
+    /* Where the time goes, for a run that is slow: the slowest connect
+     * (it waits for the layers' handshakes) and round. */
+    long slowest_connect = 0, slowest_round = 0;
+    struct timespec all;
+    clock_gettime(CLOCK_MONOTONIC, &all);
     for (int r = 0; r < rounds; r++) {
         struct addrinfo *ai;
+        struct timespec round;
+        clock_gettime(CLOCK_MONOTONIC, &round);
         sock = tcp_socket_for("sigclose", "127.0.0.1", argv[1], 0, &ai);
         if (sock < 0 || connect(sock, ai->ai_addr, ai->ai_addrlen) != 0) {
             perror("sigclose: connect");
             return 1;
         }
         freeaddrinfo(ai);
+        long took = elapsed_ms(&round);
+        slowest_connect = took > slowest_connect ? took : slowest_connect;
         struct linger reset = {.l_onoff = 1, .l_linger = 0};
         setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
         if (write_all(sock, "hello\n", 6) != 0) {
@@ -77,7 +89,11 @@ int main(int argc, char **argv)
             for (int k = 0; k < 16; k++)
                 free(p[k]);
         }
+        took = elapsed_ms(&round);
+        slowest_round = took > slowest_round ? took : slowest_round;
     }
     printf("closed %d, %d waited out\n", (int)closed_ok, (int)waited_out);
+    fprintf(stderr, "sigclose: %ld ms in all; slowest connect %ld ms, close %d ms, round %ld ms\n",
+            elapsed_ms(&all), slowest_connect, (int)slowest_close, slowest_round);
     return 0;
 }

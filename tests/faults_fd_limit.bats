@@ -40,8 +40,8 @@ fdflood_value() {
 }
 
 # assert_recovered: fdflood's connections all echoed, nothing was left
-# after they closed but the engine's two descriptors (epoll, eventfd), and
-# a new connection worked.
+# after they closed but the engine's three descriptors (epoll, eventfd,
+# the inotify watch of the policy's files), and a new connection worked.
 assert_recovered() {
     local n start end
     n=$(fdflood_value 'opened ')
@@ -49,7 +49,7 @@ assert_recovered() {
     assert_line --regexp '^sockets left after closing: 0 \(after [0-9]+ ms\)$'
     start=$(fdflood_value 'descriptors at start ')
     end=$(fdflood_value 'descriptors at the end ')
-    assert_equal "$end" $((start + 2))
+    assert_equal "$end" $((start + 3))
     assert_line 'a new connection echoes'
     refute_log "$stderr" 'AddressSanitizer|Segmentation|Aborted'
 }

@@ -93,9 +93,21 @@ static void watch_directories(const struct nl_policy *p)
         }
 }
 
+/* Whether any layer reads a file at all ("ca: system" alone does not). */
+static bool names_files(const struct nl_policy *p)
+{
+    for (size_t r = 0; r < p->n_rules; r++)
+        for (size_t i = 0; i < p->rules[r].n_layers; i++) {
+            const char *files[NL_LAYER_MAX_FILES];
+            if (nl_layer_files(&p->rules[r].layers[i], files, NL_LAYER_MAX_FILES) > 0)
+                return true;
+        }
+    return false;
+}
+
 void nl_reload_start_locked(uint64_t now)
 {
-    if (!nl_policy->settings.reload || watch_fd >= 0)
+    if (!nl_policy->settings.reload || watch_fd >= 0 || !names_files(nl_policy))
         return;
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) {

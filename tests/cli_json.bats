@@ -250,7 +250,7 @@ EOF
         --layer "ca=$CERTS/outer-ca.pem" "127.0.0.1:$PORT"
     assert_failure 1
     json_ok
-    json_is 'd["error"]' "\"layer 2: certificate verify failed: unable to get local issuer certificate (the server's certificate is not from a CA in this layer's 'ca')\"
+    json_is 'd["error"]' "\"layer 2: certificate verify failed: unable to get local issuer certificate (the server's certificate is not from a CA in this layer's 'ca')\""
     json_is '[d["verified"], d["source"], d["policy"], d["rule"]]' '[false, "layers", null, null]'
     json_is '[l["state"] for l in d["layers"]]' '["up", "failed"]'
     json_is 'd["layers"][1]["verification"]["code"]' 20

@@ -65,8 +65,6 @@ void nl_probe_free(struct probe *p);
 
 /* probe_describe.c: facts about a layer and its peer's certificates. */
 const char *nl_probe_group(SSL *ssl);
-/* "CN=x,O=y" (RFC 2253), into buf. */
-const char *nl_probe_name(const X509_NAME *name, char *buf, size_t len);
 /* Each subjectAltName as "DNS:x", "IP:a", "email:x", "URI:x", to fn. */
 void nl_probe_each_san(X509 *cert, void (*fn)(const char *san, void *arg), void *arg);
 /* The OCSP staple, if any: status "none", "good", "revoked", "unknown"

@@ -25,22 +25,6 @@ const char *nl_probe_group(SSL *ssl)
 #endif
 }
 
-const char *nl_probe_name(const X509_NAME *name, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    BIO *mem = BIO_new(BIO_s_mem());
-    if (mem == NULL)
-        return buf;
-    /* RFC 2253, most specific first ("CN=localhost,O=..."); bytes beyond
-     * ASCII are escaped, so the text is safe on a terminal and in JSON. */
-    if (X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253) >= 0) {
-        int n = BIO_read(mem, buf, (int)len - 1);
-        buf[n > 0 ? n : 0] = '\0';
-    }
-    BIO_free(mem);
-    return buf;
-}
-
 static void san_text(const GENERAL_NAME *g, char *buf, size_t len)
 {
     int type;

@@ -24,8 +24,8 @@ static void json_chain(struct nl_json *j, SSL *ssl)
         X509 *cert = sk_X509_value(chain, i);
         nl_json_object(j, NULL);
         nl_json_int(j, "depth", i);
-        nl_json_str(j, "subject", nl_probe_name(X509_get_subject_name(cert), buf, sizeof(buf)));
-        nl_json_str(j, "issuer", nl_probe_name(X509_get_issuer_name(cert), buf, sizeof(buf)));
+        nl_json_str(j, "subject", nl_tls_name_text(X509_get_subject_name(cert), buf, sizeof(buf)));
+        nl_json_str(j, "issuer", nl_tls_name_text(X509_get_issuer_name(cert), buf, sizeof(buf)));
         nl_json_array(j, "san");
         nl_probe_each_san(cert, json_san, j);
         nl_json_end_array(j);

@@ -39,9 +39,9 @@ static void print_chain(FILE *out, SSL *ssl)
     for (int i = 0; i < sk_X509_num(chain); i++) {
         X509 *cert = sk_X509_value(chain, i);
         fprintf(out, "    [%d] subject:    %s\n", i,
-                nl_probe_name(X509_get_subject_name(cert), buf, sizeof(buf)));
+                nl_tls_name_text(X509_get_subject_name(cert), buf, sizeof(buf)));
         fprintf(out, "        issuer:     %s\n",
-                nl_probe_name(X509_get_issuer_name(cert), buf, sizeof(buf)));
+                nl_tls_name_text(X509_get_issuer_name(cert), buf, sizeof(buf)));
         struct san_list sans = {out, 0};
         fprintf(out, "        san:        ");
         nl_probe_each_san(cert, print_san, &sans);

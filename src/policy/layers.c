@@ -146,11 +146,13 @@ static int read_keys(struct nl_loader *L, const yaml_node_t *v, struct nl_layer 
     return 0;
 }
 
-/* A CRL only means something where a peer's certificate is verified, and
- * padding only exists in TLS 1.3: either one set where it cannot act would
- * look like protection that is not there. */
-static int check_revocation_and_padding(struct nl_loader *L, const struct nl_layer *layer,
-                                        const struct nl_layer_nodes *at, enum nl_role role)
+/* Keys that act in one role only, or only beside another key: a CRL only
+ * means something where a peer's certificate is verified, padding only
+ * exists in TLS 1.3, certs/sni/ocsp_staple belong to a server and ocsp to a
+ * client. Set where it cannot act, a key would look like protection that
+ * is not there. */
+static int check_keys_that_need_others(struct nl_loader *L, const struct nl_layer *layer,
+                                       const struct nl_layer_nodes *at, enum nl_role role)
 {
     /* A client layer never shows these certificates: a rule that can be
      * either role would use them in one and silently not in the other. */
@@ -212,7 +214,7 @@ static int check_layer(struct nl_loader *L, const struct nl_layer *layer,
                                          "give 'cert' and 'key'", layer_label);
     if (layer->cert != NULL)
         NL_GUARD(nl_check_keypair(L, layer, at));
-    return check_revocation_and_padding(L, layer, at, role);
+    return check_keys_that_need_others(L, layer, at, role);
 }
 
 static int parse_layer(struct nl_loader *L, const yaml_node_t *v, struct nl_layer *layer,

@@ -194,9 +194,10 @@ void nl_ocsp_judge(SSL *ssl, struct nl_ocsp_verdict *v);
 /* Whether a layer in ocsp mode goes on with a staple in that status. */
 bool nl_ocsp_acceptable(enum nl_ocsp_mode mode, enum nl_ocsp_status status);
 /* policy/tls_text.c: "2026-12-07T04:30:00Z" (or "?"), and a certificate's
- * subject as RFC 2253 text ("CN=localhost"). */
+ * subject, or any name, as RFC 2253 text ("CN=localhost"). */
 const char *nl_tls_time_text(const ASN1_TIME *t, char *buf, size_t len);
 const char *nl_tls_subject_text(X509 *cert, char *buf, size_t len);
+const char *nl_tls_name_text(const X509_NAME *name, char *buf, size_t len);
 
 /* The most files a layer can name: ca, cert, key, client_ca, crl,
  * ocsp_staple, and a cert and key for each further certs entry. */

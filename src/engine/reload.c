@@ -30,6 +30,7 @@
 #include "common/fdtable.h"
 #include "common/log.h"
 #include "common/real.h"
+#include "common/util.h"
 #include "engine/engine_state.h"
 #include "engine/keylog.h"
 #include "engine/sessions.h"
@@ -75,22 +76,39 @@ static const char *dir_of(const char *path, char *buf, size_t len)
  * tools and Kubernetes' secret volumes do) is a new inode a watch on the
  * old one would never see. inotify makes one watch per directory however
  * often it is added. */
-static void watch_directories(const struct nl_policy *p)
+/* A directory that cannot be watched (deleted, not yet made again) is
+ * tried again every RETRY_MS: said once, until all are watched again. */
+#define RETRY_MS 1000
+static bool missing_said;
+
+static void watch_directories(const struct nl_policy *p, uint64_t now)
 {
     const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
                           IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+    bool all = true;
     for (size_t r = 0; r < p->n_rules; r++)
         for (size_t i = 0; i < p->rules[r].n_layers; i++) {
             const char *files[NL_LAYER_MAX_FILES];
             size_t n = nl_layer_files(&p->rules[r].layers[i], files, NL_LAYER_MAX_FILES);
             for (size_t k = 0; k < n; k++) {
                 char dir[4096];
-                if (dir_of(files[k], dir, sizeof(dir)) != NULL &&
-                    inotify_add_watch(watch_fd, dir, mask) < 0)
-                    nl_warn("reload: cannot watch %s: %s; changes to %s need a restart", dir,
-                            strerror(errno), files[k]);
+                if (dir_of(files[k], dir, sizeof(dir)) == NULL ||
+                    inotify_add_watch(watch_fd, dir, mask) >= 0)
+                    continue;
+                if (!missing_said)
+                    nl_warn("reload: cannot watch %s: %s; trying again every %d ms", dir,
+                            strerror(errno), RETRY_MS);
+                missing_said = true;
+                all = false;
             }
         }
+    if (all) {
+        missing_said = false;
+        return;
+    }
+    rewatch = true;
+    if (due_ms == 0 || due_ms > now + RETRY_MS)
+        due_ms = now + RETRY_MS;
 }
 
 /* Whether any layer reads a file at all ("ca: system" alone does not). */
@@ -119,7 +137,7 @@ void nl_reload_start_locked(uint64_t now)
     nl_real.close(fd);
     if (watch_fd < 0)
         return;
-    watch_directories(nl_policy);
+    watch_directories(nl_policy, now);
     register_watch();
     due_ms = now; /* files changed between the load and now */
 }
@@ -228,7 +246,7 @@ static void reload(struct nl_policy *live)
             log_reloaded(&live->rules[r], i, now);
         }
     nl_policy_free(donor); /* with the old contexts: each SSL keeps its own */
-    watch_directories(live); /* files named relative to a moved policy live elsewhere now */
+    watch_directories(live, nl_now_ms()); /* files named relative to a moved policy live elsewhere now */
 }
 
 void nl_reload_run_due(uint64_t now)
@@ -239,7 +257,7 @@ void nl_reload_run_due(uint64_t now)
     struct nl_policy *live = (struct nl_policy *)nl_policy; /* the one writer: see the top */
     if (rewatch) { /* a directory made again, or a new one the files moved to */
         rewatch = false;
-        watch_directories(live);
+        watch_directories(live, now);
     }
     reload(live);
 }

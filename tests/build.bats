@@ -10,7 +10,7 @@ load helpers/common
 # functions (src/hooks/uring.c). Anything else exported is a leak of an
 # internal symbol.
 LIBURING_HOOKS='io_uring_queue_init|io_uring_queue_init_params|io_uring_queue_init_mem|io_uring_setup'
-HOOK_NAMES='socket|socketpair|connect|__connect|accept|accept4|listen|bind|close|dup|dup2|dup3|fcntl|fcntl64|ioctl|close_range|closefrom|shutdown|write|__write|send|__send|sendto|sendmsg|sendmmsg|syscall|'"$LIBURING_HOOKS"'|getpeername|getsockname|getsockopt|setsockopt|getaddrinfo|freeaddrinfo|getnameinfo|gethostbyname|gethostbyname2|gethostbyname_r|gethostbyname2_r|epoll_ctl|exit|_exit|_Exit|execve|execveat|fexecve|execv|execvp|execvpe|execl|execlp|execle|fork|vfork|daemon|posix_spawn|posix_spawnp|system|popen'
+HOOK_NAMES='socket|socketpair|connect|__connect|accept|accept4|listen|bind|close|dup|dup2|dup3|fcntl|fcntl64|ioctl|close_range|closefrom|shutdown|write|__write|send|__send|sendto|sendmsg|sendmmsg|syscall|'"$LIBURING_HOOKS"'|getpeername|getsockname|getsockopt|setsockopt|getaddrinfo|freeaddrinfo|getnameinfo|gethostbyname|gethostbyname2|gethostbyname_r|gethostbyname2_r|epoll_ctl|epoll_wait|epoll_pwait|poll|__poll|__poll_chk|read|__read|__read_chk|recv|__recv_chk|exit|_exit|_Exit|execve|execveat|fexecve|execv|execvp|execvpe|execl|execlp|execle|fork|vfork|daemon|posix_spawn|posix_spawnp|system|popen'
 
 setup() {
     need_build

@@ -218,6 +218,22 @@ void nl_wrapped_remove_range(unsigned first, unsigned last)
     nl_mutex_unlock(&table_lock);
 }
 
+size_t nl_wrapped_fds(int *fds, size_t max)
+{
+    size_t n = 0;
+    if (!nl_wrapped_any())
+        return 0;
+    nl_mutex_lock(&table_lock);
+    for (size_t fd = 0; fd < wrapped_cap && n <= max; fd++)
+        if (wrapped[fd] != NULL && !wrapped[fd]->listener) {
+            if (n < max)
+                fds[n] = (int)fd;
+            n++;
+        }
+    nl_mutex_unlock(&table_lock);
+    return n;
+}
+
 void nl_wrapped_close_listeners(void)
 {
     if (!nl_wrapped_any())

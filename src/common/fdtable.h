@@ -64,6 +64,10 @@ void nl_wrapped_remove(int fd);
  * the number space. */
 void nl_wrapped_remove_range(unsigned first, unsigned last);
 void nl_wrapped_dup(int oldfd, int newfd);
+/* The wrapped connections' descriptors (listeners left out), into fds:
+ * how many there are, or max + 1 when there are more than max (a walk of
+ * the table, which stops there). */
+size_t nl_wrapped_fds(int *fds, size_t max);
 /* Process exit: close this process's copies of every listening
  * descriptor the engine serves (hooks/listen.c), so that a hang-up on the
  * engine's end tells whether another process still holds one. */

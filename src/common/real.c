@@ -69,6 +69,15 @@ static void bind_all(void)
     BIND_OPTIONAL(closefrom);   /* glibc >= 2.34 */
     BIND(shutdown);
     BIND(write);
+    BIND(read);
+    BIND(recv);
+    BIND(__read_chk);
+    BIND(__recv_chk);
+    BIND(poll);
+    BIND(__poll_chk);
+    BIND(ppoll);
+    BIND(epoll_wait);
+    BIND(epoll_pwait);
     BIND(send);
     BIND(sendto);
     BIND(sendmsg);

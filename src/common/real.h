@@ -6,6 +6,8 @@
 #define NESTLS_REAL_H
 
 #include <netdb.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -27,6 +29,15 @@ struct nl_real {
     void (*closefrom)(int);
     int (*shutdown)(int, int);
     ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*recv)(int, void *, size_t, int);
+    ssize_t (*__read_chk)(int, void *, size_t, size_t);      /* fortified programs call these */
+    ssize_t (*__recv_chk)(int, void *, size_t, size_t, int);
+    int (*poll)(struct pollfd *, nfds_t, int);
+    int (*__poll_chk)(struct pollfd *, nfds_t, int, size_t);
+    int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+    int (*epoll_wait)(int, struct epoll_event *, int, int);
+    int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
     ssize_t (*send)(int, const void *, size_t, int);
     ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
     ssize_t (*sendmsg)(int, const struct msghdr *, int);

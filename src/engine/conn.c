@@ -442,7 +442,7 @@ static void note_tcp_error(struct nl_conn *c, int err)
 
 static int read_tcp(struct nl_conn *c)
 {
-    if (c->tcp_eof)
+    if (c->tcp_eof || c->tcp_drained)
         return 0;
     unsigned char buf[NL_ONION_CAP];
     size_t room = c->state == NL_CONN_LINGER || c->tcp_error ? sizeof(buf)
@@ -450,8 +450,9 @@ static int read_tcp(struct nl_conn *c)
     if (room == 0)
         return 0;
     size_t want = room < sizeof(buf) ? room : sizeof(buf);
-    ssize_t n = recv(c->tcp.fd, buf, want, MSG_DONTWAIT);
+    ssize_t n = nl_real.recv(c->tcp.fd, buf, want, MSG_DONTWAIT);
     if (n > 0) {
+        c->tcp_drained = (size_t)n < want;
         /* After our close, only wait for FIN; but a program that closed
          * its end must learn of data sent to it (data_after_close). */
         if (c->state != NL_CONN_LINGER ||
@@ -463,8 +464,10 @@ static int read_tcp(struct nl_conn *c)
         c->tcp_eof = true;
         return 1;
     }
-    if (errno == EAGAIN || errno == EINTR)
+    if (errno == EAGAIN || errno == EINTR) {
+        c->tcp_drained = errno == EAGAIN;
         return 0;
+    }
     if (c->state == NL_CONN_LINGER) {
         c->tcp_eof = true;
         return 1;
@@ -630,8 +633,10 @@ static int take_from_app(struct nl_conn *c)
     bool must_look = c->exiting || c->prog_shut_wr;
     if (c->tcp_error)
         return 0; /* the program's writes fail: advance_close */
+    if (c->app_drained && !must_look)
+        return 0;
     while (!c->app_eof && nl_onion_can_take_plain(&c->onion)) {
-        ssize_t n = recv(c->app.fd, buf, sizeof(buf), MSG_DONTWAIT);
+        ssize_t n = nl_real.recv(c->app.fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0) {
             size_t skip = 0;
             if (nl_starttls_swallowing(c->starttls)) {
@@ -657,8 +662,10 @@ static int take_from_app(struct nl_conn *c)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN && !must_look)
+        if (n < 0 && errno == EAGAIN && !must_look) {
+            c->app_drained = true;
             break;
+        }
         if (n < 0 && errno == ECONNRESET) {
             /* Closed with bytes unread (reset.c says how the socketpair
              * tells): no close_notify, the connection is reset. */
@@ -884,6 +891,10 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
 {
     if (end == &c->app && (events & (EPOLLHUP | EPOLLERR)))
         c->app_gone = true; /* the program's last copy is closed */
+    if (end == NULL || (end == &c->tcp && events))
+        c->tcp_drained = false;
+    if (end == NULL || (end == &c->app && events))
+        c->app_drained = false;
     if (abandoned(c)) {
         compute_interest(c);
         return;
@@ -932,6 +943,7 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
     }
     bool moved = false;
     int progress = 0;
+    uint64_t delivered_before = c->bytes_in;
     c->run_again = false;
     for (unsigned round = 0; round < nl_conn_rounds_per_run && c->state != NL_CONN_DONE; round++) {
         int r;
@@ -981,6 +993,8 @@ void nl_conn_run(struct nl_conn *c, struct nl_conn_end *end, uint32_t events, ui
         c->run_again = true;
     if (moved)
         mark_active(c, now_ms);
+    if (c->bytes_in != delivered_before)
+        c->last_delivery = c->bytes_in - delivered_before;
     if (c->state == NL_CONN_OPEN && !c->app_blocked && !c->net_blocked)
         nl_onion_release_records(&c->onion);
     check_deadline(c, now_ms);
@@ -1029,6 +1043,21 @@ void nl_conn_trim_if_idle(struct nl_conn *c, uint64_t now_ms)
     if (!c->app_blocked && !c->net_blocked)
         nl_onion_trim(&c->onion);
     c->trimmed = true;
+}
+
+bool nl_conn_awaits_tcp_input(const struct nl_conn *c)
+{
+    /* Anything on its way to the program (a held delivery, plaintext in
+     * the layers) or a connection that no longer wants TCP input (a layer's
+     * input full, an EOF) is the engine's to finish: a reader's wait would
+     * never be ended by TCP, or would spin on input nobody takes. So is a
+     * bulk stream (see last_delivery). */
+    return c->state == NL_CONN_OPEN && c->listener == NULL && !c->app_blocked &&
+           c->leftover == NULL && !c->app_shut && !c->app_gone && !c->tcp_eof && !c->tcp_error &&
+           !c->exiting && !c->run_again && c->last_delivery <= NL_DIRECT_READ_MAX &&
+           (c->tcp.events & EPOLLIN) && c->tcp.fd >= 0 &&
+           !c->tcp.retired && c->app.fd >= 0 && !c->app.retired &&
+           nl_onion_held_plain(&c->onion) == 0 && !nl_starttls_swallowing(c->starttls);
 }
 
 bool nl_conn_takes_direct(const struct nl_conn *c)

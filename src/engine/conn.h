@@ -23,6 +23,9 @@
 #define NL_ROUNDS_PER_RUN 32
 extern unsigned nl_conn_rounds_per_run;
 
+/* See last_delivery in struct nl_conn. */
+#define NL_DIRECT_READ_MAX (16 * 1024)
+
 /* How much of the program's data one recv() takes. */
 #define NL_APP_READ (64 * 1024)
 
@@ -71,6 +74,11 @@ struct nl_conn {
     unsigned char *leftover; /* plaintext a short send left, or NULL */
     size_t leftover_off, leftover_len;
     bool net_blocked;       /* the TCP socket is full: wait for EPOLLOUT */
+    /* The last read of that side found it empty (EAGAIN, or a short read
+     * of TCP): it is not read again until an event on it (or a run for no
+     * event) says there may be more. A syscall saved per side and run;
+     * level-triggered epoll reports what came in meanwhile. */
+    bool tcp_drained, app_drained;
     bool app_eof;           /* program will write no more (EOF or exiting) */
     bool app_gone;          /* program closed its end entirely */
     bool app_reset;         /* ... with bytes for it unread: end with a TCP reset */
@@ -85,6 +93,19 @@ struct nl_conn {
     uint64_t active_ms;     /* when bytes last moved */
     bool trimmed;           /* buffers given back since then */
     bool run_again;         /* the last run ended on its round budget, not idle */
+    /* Program threads blocked in a read that wait for TCP input themselves
+     * (engine/direct_read.c): while there are any, the engine does not
+     * listen for it. read_gen is bumped when the engine takes TCP input
+     * back from readers that stopped answering (a longjmp out of a signal
+     * handler, a cancelled thread); read_since_ms: when the last began. */
+    unsigned direct_readers;
+    unsigned read_gen;
+    uint64_t read_since_ms;
+    /* Plaintext the last run that delivered any gave the program: runs of
+     * more than NL_DIRECT_READ_MAX mean a bulk stream, which the engine
+     * thread decrypts while the program reads (two cores), so waiting
+     * threads leave those to it. */
+    uint64_t last_delivery;
     uint64_t bytes_out, bytes_in; /* plaintext each way */
     const char *end_reason;
     char desc[200];         /* "rule 'x': client A -> B" */
@@ -137,6 +158,11 @@ void nl_conn_close_retired(struct nl_conn *c);
  * failed first (the program then learns it from its socketpair end). */
 bool nl_conn_takes_direct(const struct nl_conn *c);
 ssize_t nl_conn_write_direct(struct nl_conn *c, const void *buf, size_t len, uint64_t now_ms);
+
+/* Whether a program thread may wait for this connection's TCP input
+ * itself and run it (engine/direct_read.c): open, and waiting for nothing
+ * but TCP input. */
+bool nl_conn_awaits_tcp_input(const struct nl_conn *c);
 
 /* When an open connection's buffers are due to be trimmed (quiet for
  * NL_IDLE_TRIM_MS), or 0; trim_if_idle trims it when that time has come. */

@@ -78,7 +78,11 @@ void nl_engine_set_interest(struct nl_conn_end *e)
      * connection.) */
     bool want = !(e->conn && e == &e->conn->app && e->conn->app_gone) &&
                 !(e->conn && e == &e->conn->tcp && e->conn->tcp_error && e->conn->tcp_eof);
-    struct epoll_event ev = {.events = e->events, .data.ptr = e};
+    /* TCP input a program thread waits for itself (direct_read.c). */
+    uint32_t events = e->events;
+    if (e->conn && e == &e->conn->tcp && e->conn->direct_readers > 0 && e->conn->state == NL_CONN_OPEN)
+        events &= ~(uint32_t)EPOLLIN;
+    struct epoll_event ev = {.events = events, .data.ptr = e};
     if (!want) {
         if (e->registered)
             nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_DEL, e->fd, NULL);
@@ -88,12 +92,12 @@ void nl_engine_set_interest(struct nl_conn_end *e)
     if (!e->registered) {
         if (nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, e->fd, &ev) == 0)
             e->registered = true;
-        e->last_events = e->events;
+        e->last_events = events;
         return;
     }
-    if (e->last_events != e->events) {
+    if (e->last_events != events) {
         nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_MOD, e->fd, &ev);
-        e->last_events = e->events;
+        e->last_events = events;
     }
 }
 
@@ -148,6 +152,9 @@ static int next_timeout_ms(uint64_t now)
         uint64_t trim = nl_conn_trim_due(c);
         if (trim && (next == 0 || trim < next))
             next = trim;
+        uint64_t reader = nl_direct_read_due(c, now);
+        if (reader && (next == 0 || reader < next))
+            next = reader;
     }
     uint64_t paused = nl_listeners_due();
     if (paused && (next == 0 || paused < next))
@@ -170,9 +177,11 @@ void *nl_engine_main(void *arg)
     for (;;) {
         int timeout = next_timeout_ms(nl_now_ms());
         unsigned epoch = nl_engine.epoch;
+        nl_engine.sleep_until_ms = timeout < 0 ? UINT64_MAX : nl_now_ms() + (uint64_t)timeout;
         nl_mutex_unlock(&nl_engine.lock);
         int n = epoll_wait(nl_engine.epfd, evs, (int)NL_ARRAY_LEN(evs), timeout);
         nl_mutex_lock(&nl_engine.lock);
+        nl_engine.sleep_until_ms = 0;
         while (nl_engine.frozen)
             pthread_cond_wait(&nl_engine.changed, &nl_engine.lock);
         if (epoch != nl_engine.epoch)
@@ -207,6 +216,7 @@ void *nl_engine_main(void *arg)
                 if (c->state != NL_CONN_DONE)
                     nl_conn_run(c, NULL, 0, now);
             nl_conn_trim_if_idle(c, now);
+            nl_direct_read_check(c, now);
             nl_engine_settle(c);
         }
         nl_listeners_reap();
@@ -251,6 +261,7 @@ int nl_engine_start_locked(void)
         errno = rc;
         return -1;
     }
+    pthread_setname_np(thread, "nestls-engine"); /* for top -H, ps -L and tests */
     /* Wait until the thread is in its loop. Before that it runs the C
      * library's (and a sanitizer runtime's) thread start-up, which may
      * allocate outside any lock of ours, and a program that forks right

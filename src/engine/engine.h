@@ -53,6 +53,25 @@ void nl_waiter_destroy(struct nl_waiter *w);
  * -1 when this write must go the usual way entirely. */
 ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len);
 
+/* A program thread about to sleep until wrapped sockets have something to
+ * read (a blocking read, poll, epoll_wait: hooks/wait.c) may wait for
+ * their connections' TCP input itself (engine/direct_read.c). claim takes
+ * over the input of each connection of socks[0..n) that waits for nothing
+ * else, and fills claims[] and tcp[] (POLLIN on its TCP socket) for those
+ * it took: it returns how many. The thread then polls the tcp[] entries
+ * with what it waits for, and gives them back with release, which runs
+ * each connection whose TCP socket reported something, in this thread:
+ * what it decrypted is then readable on the program's descriptor. The
+ * caller holds its references to the socks until release returns. */
+struct pollfd;
+struct nl_input_claim {
+    struct nl_sock *sock;
+    unsigned gen;
+};
+size_t nl_engine_claim_input(struct nl_sock *const *socks, size_t n, struct nl_input_claim *claims,
+                             struct pollfd *tcp);
+void nl_engine_release_input(const struct nl_input_claim *claims, const struct pollfd *tcp, size_t n);
+
 /* Process exit: deliver what the program wrote and close every layer
  * cleanly, waiting at most the policy's linger_ms. */
 void nl_engine_drain_at_exit(void);

@@ -28,6 +28,8 @@ struct nl_engine_state {
     bool frozen;     /* exec hand-off: the relay owns the sockets; touch nothing */
     bool relay_mode; /* this process is a relay: stop when idle */
     struct nl_listener *listeners; /* engine/listener.c */
+    uint64_t sleep_until_ms; /* when the engine's current sleep ends (UINT64_MAX:
+                                no end); 0 while it is awake */
 };
 
 extern struct nl_engine_state nl_engine;
@@ -49,6 +51,14 @@ int nl_engine_add_locked(const struct nl_conn_spec *spec);
  * a connection or listener (re-registered in epoll), or a plain one. */
 int nl_engine_move_end(struct nl_conn_end *e);
 int nl_move_guarded(int *fd);
+/* A program thread waiting for a connection's TCP input itself
+ * (direct_read.c) is checked on this often: the engine takes the input
+ * back when it waits unread for that long. */
+#define NL_READ_CHECK_MS 200
+/* The loop's part in that (direct_read.c): when it must next look, or 0;
+ * and the look itself, for each connection. */
+uint64_t nl_direct_read_due(const struct nl_conn *c, uint64_t now_ms);
+void nl_direct_read_check(struct nl_conn *c, uint64_t now_ms);
 /* The loop itself: returns only in a relay whose last connection ended. */
 void *nl_engine_main(void *arg);
 

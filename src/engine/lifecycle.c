@@ -101,8 +101,16 @@ void nl_engine_fork_child(void)
     pthread_mutex_init(&nl_engine.lock, NULL);
     nl_engine_reinit_cond();
     if (relay_forking) { /* this child becomes the relay: keep everything */
-        for (struct nl_conn *c = nl_engine.conns; c; c = c->next)
+        for (struct nl_conn *c = nl_engine.conns; c; c = c->next) {
             c->waiter = NULL;
+            /* Program threads that waited for TCP input themselves
+             * (direct_read.c) are not in the relay: its engine reads. */
+            if (c->direct_readers > 0) {
+                c->direct_readers = 0;
+                c->read_gen++;
+                nl_engine_set_interest(&c->tcp);
+            }
+        }
         return;
     }
     nl_listeners_fork_child();

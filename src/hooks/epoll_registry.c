@@ -164,6 +164,17 @@ void nl_epoll_forget_range(unsigned first, unsigned last)
     nl_epoll_free_list(gone);
 }
 
+bool nl_epoll_watches_input(int epfd, int fd)
+{
+    bool watches = false;
+    nl_mutex_lock(&regs_lock);
+    struct nl_epoll_reg **head = slot(fd, false);
+    for (struct nl_epoll_reg *r = head ? *head : NULL; r && !watches; r = r->next)
+        watches = r->epfd == epfd && (r->ev.events & EPOLLIN);
+    nl_mutex_unlock(&regs_lock);
+    return watches;
+}
+
 bool nl_epoll_knows(int fd)
 {
     if (fd < 0)

@@ -23,6 +23,9 @@ void nl_epoll_forget_fd(int fd);
 /* The same for every descriptor in [first, last], walking the table. */
 void nl_epoll_forget_range(unsigned first, unsigned last);
 
+/* Whether fd is registered in epfd for input (EPOLLIN). */
+bool nl_epoll_watches_input(int epfd, int fd);
+
 /* Whether fd has registrations, or is an epoll descriptor some were made
  * in: whether closing it has anything here to forget. */
 bool nl_epoll_knows(int fd);

@@ -3,6 +3,7 @@
 #define NESTLS_HOOKS_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -43,6 +44,21 @@ static inline bool nl_handler_inside_nestls(int fd)
 {
     return nl_lock_held_here() && nl_wrapped_maybe(fd);
 }
+
+/* wait.c: wait as ppoll(prog, nprog, timeout_ms, mask) would, while
+ * standing in for the engine on the TCP input of socks (see
+ * engine/direct_read.c): the connections whose input came are run in
+ * this thread before it returns. NL_WAIT_USUAL: it could stand in for
+ * none of them, nothing was waited for. */
+enum nl_wait_result {
+    NL_WAIT_USUAL,
+    NL_WAIT_WOKEN,     /* something came: ask the kernel again */
+    NL_WAIT_TIMED_OUT,
+    NL_WAIT_FAILED,    /* errno set (EINTR: a signal) */
+};
+struct pollfd;
+int nl_wait_with_input(const struct pollfd *prog, size_t nprog, struct nl_sock *const *socks,
+                       size_t nsocks, int timeout_ms, const sigset_t *mask);
 
 /* names.c: the host names the program resolved to an address, for a
  * connection to it (see names.c for why there may be several). Callers

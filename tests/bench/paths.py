@@ -10,6 +10,7 @@ outer PKI when L is odd, the inner PKI when even); every client verifies
 the chain and the name 'localhost' and sends it as SNI."""
 
 import os
+import time
 
 import procs
 import proof
@@ -333,7 +334,20 @@ class RelayChainPath(Path):
         self.errs = [proof.LogCursor(p.err_path) for p in (cproc, proc)]
 
     def before_client(self):
-        for log in list(self.logs.values()) + self.errs:
+        # The relays log a connection once both its sides are closed, which
+        # can be a moment after the previous client has gone: a line that
+        # came after the mark would be counted for the next client. So
+        # first wait (5 s at most) until the logs have been still 0.3 s.
+        logs = list(self.logs.values()) + self.errs
+        sizes, still_since, deadline = None, time.monotonic(), time.monotonic() + 5
+        while time.monotonic() < deadline:
+            now = [os.path.getsize(log.path) for log in logs]
+            if now != sizes:
+                sizes, still_since = now, time.monotonic()
+            elif time.monotonic() - still_since >= 0.3:
+                break
+            time.sleep(0.05)
+        for log in logs:
             log.mark()
 
     def after_client(self, client_err, conns, full_rate=False):

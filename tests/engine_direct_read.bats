@@ -106,3 +106,65 @@ print(total, sha.hexdigest())' "$PORT"
     wait_for_match writer.out '^33554432 '
     assert_output "$(awk '/^33554432 / { print $1, $2 }' writer.out)"
 }
+
+@test "reader threads cancelled at random moments, 1,000 times: the engine's lock is never left held" {
+    echo_server_wrapped
+    run --separate-stderr nestls_run "$POLICY" timeout 120 "$BUILD/tests/waitstress" cancel "$PORT" 1000
+    assert_ok
+    assert_output "cancelled 1000"
+}
+
+@test "a thread with a 64 KiB stack waiting in read(): the usual wait, no overflow" {
+    echo_server_wrapped
+    run --separate-stderr nestls_run "$POLICY" timeout 30 "$BUILD/tests/waitstress" smallstack "$PORT"
+    assert_ok
+    assert_output "read 5 on a small stack"
+}
+
+@test "a socket closed with bytes unread while another thread waits in epoll_wait: the reset leaves at once" {
+    # The waiting thread's ppoll held the TCP socket: its reset left only
+    # when that wait ended (3 s later).
+    python3 -c '
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2] + "/outer-server.pem", sys.argv[2] + "/outer-server.key")
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(1)
+print("port", sys.argv[1], flush=True)
+s = ctx.wrap_socket(ls.accept()[0], server_side=True)
+s.sendall(b"x" * 100)
+s.settimeout(20)
+try:
+    what = "EOF" if s.recv(100) == b"" else "data"
+except Exception as e:
+    what = type(e).__name__
+print("end at %.3f %s" % (time.monotonic(), what), flush=True)' "$PORT" "$CERTS" >peer.out 2>peer.err &
+    local peer=$!
+    wait_for_port "$PORT"
+    client_policy client.yaml "$PORT" outer
+    run --separate-stderr nestls_run "$POLICY" timeout 30 "$BUILD/tests/waitstress" closereset "$PORT"
+    assert_ok
+    wait_for_match peer.out '^end at '
+    kill "$peer" 2>/dev/null || true
+    local closed ended
+    closed=$(sed -n 's/^closed at //p' <<<"$output")
+    ended=$(sed -n 's/^end at \([0-9.]*\) .*/\1/p' peer.out)
+    echo "# closed at $closed, the peer saw the end at $ended ($(grep '^end' peer.out))" >&3
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) - float(sys.argv[1]) < 1.0 else 1)' "$closed" "$ended" ||
+        fail "the peer saw the end $(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))' "$closed" "$ended") s after the close"
+}
+
+@test "SO_RCVLOWAT is the kernel's: a blocking recv() waits for that many bytes" {
+    echo_server_wrapped
+    run --separate-stderr nestls_run "$POLICY" timeout 30 python3 -c '
+import socket, sys, threading, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
+s.sendall(b"12345")
+threading.Timer(0.3, lambda: s.sendall(b"67890")).start()
+print(s.recv(100).decode())' "$PORT"
+    assert_ok
+    assert_output "1234567890"
+}

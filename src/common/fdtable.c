@@ -220,16 +220,22 @@ void nl_wrapped_remove_range(unsigned first, unsigned last)
 
 size_t nl_wrapped_fds(int *fds, size_t max)
 {
-    size_t n = 0;
+    size_t n = 0, seen = 0;
     if (!nl_wrapped_any())
         return 0;
     nl_mutex_lock(&table_lock);
-    for (size_t fd = 0; fd < wrapped_cap && n <= max; fd++)
-        if (wrapped[fd] != NULL && !wrapped[fd]->listener) {
+    /* Up to the last wrapped entry only: the count says when that is. */
+    size_t total = (size_t)atomic_load(&wrapped_count);
+    for (size_t fd = 0; fd < wrapped_cap && n <= max && seen < total; fd++) {
+        if (wrapped[fd] == NULL)
+            continue;
+        seen++;
+        if (!wrapped[fd]->listener) {
             if (n < max)
                 fds[n] = (int)fd;
             n++;
         }
+    }
     nl_mutex_unlock(&table_lock);
     return n;
 }

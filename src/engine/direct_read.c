@@ -17,9 +17,11 @@
 #include <poll.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "common/fdtable.h"
 #include "common/locking.h"
+#include "common/real.h"
 #include "common/util.h"
 #include "engine/engine.h"
 #include "engine/engine_state.h"
@@ -92,8 +94,12 @@ void nl_engine_release_input(const struct nl_input_claim *claims, const struct p
         if (c == NULL || c->read_gen != claims[i].gen)
             continue;
         c->direct_readers--;
-        /* poll's revents bits are epoll's (POLLIN == EPOLLIN, ...). */
-        run_for_waiter(c, (uint32_t)tcp[i].revents);
+        /* Not while an exec hands the connections to a relay: the relay
+         * may already be reading this TCP socket. A thread cancelled in
+         * its wait (tcp NULL) only gives the input back. poll's revents
+         * bits are epoll's (POLLIN == EPOLLIN, ...). */
+        bool may_run = tcp != NULL && !nl_engine.frozen && !nl_engine.relay_mode;
+        run_for_waiter(c, may_run ? (uint32_t)tcp[i].revents : 0);
     }
     nl_err_program_end();
     nl_mutex_unlock(&nl_engine.lock);
@@ -104,15 +110,28 @@ uint64_t nl_direct_read_due(const struct nl_conn *c, uint64_t now_ms)
     return c->direct_readers > 0 ? now_ms + NL_READ_CHECK_MS : 0;
 }
 
+void nl_direct_read_take_back(struct nl_conn *c, bool closing)
+{
+    if (c->direct_readers == 0)
+        return;
+    c->direct_readers = 0;
+    c->read_gen++;
+    /* A waiting thread's ppoll holds the TCP socket open (a reset or FIN
+     * would leave only when it lets go) and is woken by nothing that
+     * comes after the close: shutting the reading side wakes it, and
+     * sends nothing. */
+    if (closing && c->tcp.fd >= 0)
+        nl_real.shutdown(c->tcp.fd, SHUT_RD);
+}
+
 void nl_direct_read_check(struct nl_conn *c, uint64_t now_ms)
 {
     if (c->direct_readers == 0 || c->state == NL_CONN_DONE || now_ms - c->read_since_ms < NL_READ_CHECK_MS)
         return;
     struct pollfd tcp = {.fd = c->tcp.fd, .events = POLLIN};
-    if (c->tcp.fd < 0 || poll(&tcp, 1, 0) != 1)
+    if (c->tcp.fd < 0 || nl_real.poll(&tcp, 1, 0) != 1)
         return;
     /* Input a waiting thread would have taken within microseconds. */
-    c->direct_readers = 0;
-    c->read_gen++;
+    nl_direct_read_take_back(c, false);
     nl_conn_run(c, &c->tcp, (uint32_t)tcp.revents, now_ms);
 }

@@ -123,6 +123,8 @@ void nl_engine_settle(struct nl_conn *c)
 {
     if (c->listener)
         nl_listener_settle(c);
+    if (c->state == NL_CONN_DONE || c->tcp.retired)
+        nl_direct_read_take_back(c, true);
     if (c->state == NL_CONN_DONE) {
         nl_engine_unregister(&c->tcp);
         nl_engine_unregister(&c->app);
@@ -179,7 +181,7 @@ void *nl_engine_main(void *arg)
         unsigned epoch = nl_engine.epoch;
         nl_engine.sleep_until_ms = timeout < 0 ? UINT64_MAX : nl_now_ms() + (uint64_t)timeout;
         nl_mutex_unlock(&nl_engine.lock);
-        int n = epoll_wait(nl_engine.epfd, evs, (int)NL_ARRAY_LEN(evs), timeout);
+        int n = nl_real.epoll_wait(nl_engine.epfd, evs, (int)NL_ARRAY_LEN(evs), timeout);
         nl_mutex_lock(&nl_engine.lock);
         nl_engine.sleep_until_ms = 0;
         while (nl_engine.frozen)
@@ -190,7 +192,7 @@ void *nl_engine_main(void *arg)
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == &nl_engine_wake_marker) {
                 uint64_t v;
-                ssize_t r = read(nl_engine.wakefd, &v, sizeof(v));
+                ssize_t r = nl_real.read(nl_engine.wakefd, &v, sizeof(v));
                 (void)r;
                 continue;
             }

@@ -59,6 +59,9 @@ int nl_move_guarded(int *fd);
  * and the look itself, for each connection. */
 uint64_t nl_direct_read_due(const struct nl_conn *c, uint64_t now_ms);
 void nl_direct_read_check(struct nl_conn *c, uint64_t now_ms);
+/* The engine takes c's TCP input back from waiting threads: before it
+ * closes the TCP socket (closing: their waits are woken) or moves it. */
+void nl_direct_read_take_back(struct nl_conn *c, bool closing);
 /* The loop itself: returns only in a relay whose last connection ended. */
 void *nl_engine_main(void *arg);
 

@@ -105,11 +105,8 @@ void nl_engine_fork_child(void)
             c->waiter = NULL;
             /* Program threads that waited for TCP input themselves
              * (direct_read.c) are not in the relay: its engine reads. */
-            if (c->direct_readers > 0) {
-                c->direct_readers = 0;
-                c->read_gen++;
-                nl_engine_set_interest(&c->tcp);
-            }
+            nl_direct_read_take_back(c, false);
+            nl_engine_set_interest(&c->tcp);
         }
         return;
     }
@@ -150,6 +147,8 @@ int nl_engine_move_end(struct nl_conn_end *e)
         nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, moved, &ev);
     }
     if (e->conn != NULL && e == &e->conn->tcp) {
+        /* A waiting thread's ppoll names the old number. */
+        nl_direct_read_take_back(e->conn, false);
         nl_sock_lock();
         if (e->conn->sock)
             e->conn->sock->tcp_fd = moved;

@@ -148,7 +148,7 @@ void nl_reload_event(uint64_t now)
     ssize_t n;
     /* Which file does not matter (the hashes tell); a watch that ended
      * (its directory deleted or moved) does: it is made again. */
-    while ((n = read(watch_fd, buf, sizeof(buf))) > 0)
+    while ((n = nl_real.read(watch_fd, buf, sizeof(buf))) > 0)
         for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
             if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))

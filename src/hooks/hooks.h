@@ -45,7 +45,8 @@ static inline bool nl_handler_inside_nestls(int fd)
     return nl_lock_held_here() && nl_wrapped_maybe(fd);
 }
 
-/* wait.c: wait as ppoll(prog, nprog, timeout_ms, mask) would, while
+/* wait.c: wait as ppoll(prog, nprog, timeout_ms, mask or the thread's
+ * own mask) would, while
  * standing in for the engine on the TCP input of socks (see
  * engine/direct_read.c): the connections whose input came are run in
  * this thread before it returns. NL_WAIT_USUAL: it could stand in for
@@ -56,9 +57,17 @@ enum nl_wait_result {
     NL_WAIT_TIMED_OUT,
     NL_WAIT_FAILED,    /* errno set (EINTR: a signal) */
 };
+/* Around every nl_wait_with_input of one hook call: signals blocked and
+ * cancellation off, except inside the wait (see wait.c). */
+struct nl_wait_guard {
+    sigset_t mask; /* the thread's own */
+    int cancel;    /* its cancellation state */
+};
+void nl_wait_guard_begin(struct nl_wait_guard *g);
+void nl_wait_guard_end(const struct nl_wait_guard *g);
 struct pollfd;
 int nl_wait_with_input(const struct pollfd *prog, size_t nprog, struct nl_sock *const *socks,
-                       size_t nsocks, int timeout_ms, const sigset_t *mask);
+                       size_t nsocks, int timeout_ms, const sigset_t *mask, const struct nl_wait_guard *g);
 
 /* names.c: the host names the program resolved to an address, for a
  * connection to it (see names.c for why there may be several). Callers

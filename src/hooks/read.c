@@ -10,8 +10,9 @@
  * the program reads.
  *
  * Only reads that wait take it. A non-blocking descriptor, any flag,
- * a receive timeout (SO_RCVTIMEO), a signal handler that interrupted
- * nestls, a vfork child: all go straight to the kernel, as before. A
+ * a receive timeout (SO_RCVTIMEO), a low-water mark (SO_RCVLOWAT), a
+ * signal handler that interrupted nestls, a vfork child: all go straight
+ * to the kernel, as before. A
  * signal during the wait ends the read with EINTR when the program's own
  * read would have ended so (see interrupts_reads).
  *
@@ -34,16 +35,27 @@ static ssize_t usual(int fd, void *buf, size_t len, int flags, bool via_read)
     return via_read ? nl_real.read(fd, buf, len) : nl_real.recv(fd, buf, len, flags);
 }
 
-/* A read that would block: a blocking descriptor without a receive
- * timeout (whose expiry is the kernel's to keep). */
-static bool waits_for_ever(int fd)
+/* A read that would block until a byte comes: a blocking descriptor,
+ * without a receive timeout (whose expiry is the kernel's to keep) or a
+ * low-water mark (the kernel's to count). */
+static bool waits_for_a_byte(int fd)
 {
     int fl = nl_real.fcntl(fd, F_GETFL);
     struct timeval timeout = {0};
-    socklen_t tl = sizeof(timeout);
+    int lowat = 1;
+    socklen_t tl = sizeof(timeout), ll = sizeof(lowat);
     return fl >= 0 && !(fl & O_NONBLOCK) &&
            nl_real.getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, &tl) == 0 && timeout.tv_sec == 0 &&
-           timeout.tv_usec == 0;
+           timeout.tv_usec == 0 && nl_real.getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &ll) == 0 &&
+           lowat <= 1;
+}
+
+/* Signals a fault raises in the thread itself: they do not interrupt a
+ * read from elsewhere (sanitizers and crash reporters handle them). */
+static bool is_fault_signal(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+           sig == SIGSYS;
 }
 
 /* Whether a signal that ended the wait would have ended the program's own
@@ -55,7 +67,7 @@ static bool interrupts_reads(void)
 {
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
-        if (sigaction(sig, NULL, &sa) != 0)
+        if (is_fault_signal(sig) || sigaction(sig, NULL, &sa) != 0)
             continue;
         bool handled = (sa.sa_flags & SA_SIGINFO) ? sa.sa_sigaction != NULL
                                                   : sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN;
@@ -65,40 +77,62 @@ static bool interrupts_reads(void)
     return false;
 }
 
+/* A signal the program does not block came while the guard blocked it. */
+static bool signal_waiting(const sigset_t *programs_mask)
+{
+    sigset_t pending;
+    if (sigpending(&pending) != 0)
+        return false;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&pending, sig) == 1 && sigismember(programs_mask, sig) == 0)
+            return true;
+    return false;
+}
+
 /* First what is there; when nothing is and the read would block, the
  * wait in this thread; then again. */
 static ssize_t receive(int fd, void *buf, size_t len, int flags, bool via_read)
 {
     if (flags != 0 || len == 0 || !nl_wrapped_maybe(fd) || nl_lock_held_here())
         return usual(fd, buf, len, flags, via_read);
-    struct nl_sock *s = NULL;
-    ssize_t n;
+    ssize_t n = nl_real.recv(fd, buf, len, MSG_DONTWAIT);
+    if (n >= 0 || errno != EAGAIN)
+        return n < 0 && errno == ENOTSOCK ? usual(fd, buf, len, flags, via_read) : n;
+    /* (A vfork child shares the parent's memory: it touches none of
+     * nestls's state, and waits the usual way.) */
+    struct nl_sock *s;
+    if (!waits_for_a_byte(fd) || nl_in_vfork_child() || (s = nl_wrapped_get(fd)) == NULL)
+        return usual(fd, buf, len, flags, via_read);
+    struct nl_wait_guard g;
+    nl_wait_guard_begin(&g);
+    bool go_usual = false;
     for (;;) {
+        struct pollfd mine = {.fd = fd, .events = POLLIN};
+        int w = nl_wait_with_input(&mine, 1, &s, 1, -1, NULL, &g);
+        if (w == NL_WAIT_FAILED && errno == EINTR) {
+            if (interrupts_reads()) {
+                n = -1; /* errno is EINTR */
+                break;
+            }
+        } else if (w == NL_WAIT_USUAL || w == NL_WAIT_FAILED) {
+            go_usual = true;
+            break;
+        }
         n = nl_real.recv(fd, buf, len, MSG_DONTWAIT);
         if (n >= 0 || errno != EAGAIN)
             break;
-        /* (A vfork child shares the parent's memory: it touches none of
-         * nestls's state, and waits the usual way.) */
-        if (s == NULL && (!waits_for_ever(fd) || nl_in_vfork_child() || (s = nl_wrapped_get(fd)) == NULL)) {
-            n = usual(fd, buf, len, flags, via_read);
-            break;
-        }
-        struct pollfd mine = {.fd = fd, .events = POLLIN};
-        int w = nl_wait_with_input(&mine, 1, &s, 1, -1, NULL);
-        if (w == NL_WAIT_USUAL) {
-            n = usual(fd, buf, len, flags, via_read);
-            break;
-        }
-        if (w == NL_WAIT_FAILED && (errno != EINTR || interrupts_reads())) {
-            n = -1;
-            break;
-        }
     }
-    if (n < 0 && errno == ENOTSOCK) /* the number now names something else */
-        n = usual(fd, buf, len, flags, via_read);
     int saved = errno;
-    if (s != NULL)
-        nl_sock_put(s);
+    bool signalled = go_usual && signal_waiting(&g.mask);
+    nl_wait_guard_end(&g); /* a signal blocked meanwhile is handled here */
+    nl_sock_put(s);
+    if (go_usual) {
+        if (signalled && interrupts_reads()) {
+            errno = EINTR;
+            return -1;
+        }
+        return usual(fd, buf, len, flags, via_read);
+    }
     errno = saved;
     return n;
 }

@@ -442,7 +442,9 @@ static void note_tcp_error(struct nl_conn *c, int err)
 
 static int read_tcp(struct nl_conn *c)
 {
-    if (c->tcp_eof || c->tcp_drained)
+    /* (Only an open connection skips: a handshake that finds its peer gone
+     * must read why, the EOF or the reset, before a send fails on it.) */
+    if (c->tcp_eof || (c->tcp_drained && c->state == NL_CONN_OPEN))
         return 0;
     unsigned char buf[NL_ONION_CAP];
     size_t room = c->state == NL_CONN_LINGER || c->tcp_error ? sizeof(buf)
@@ -508,7 +510,9 @@ static int flush_to_net(struct nl_conn *c)
             note_tcp_error(c, ECONNRESET); /* what arrived before it is still read */
             return moved;
         }
-        fail_net(c, w < 0 ? errno : EPIPE);
+        /* Nothing shuts TCP for writing before its last flush: EPIPE
+         * means the peer reset it (a connect then fails with that). */
+        fail_net(c, w < 0 && errno != EPIPE ? errno : ECONNRESET);
         return -1;
     }
 }

@@ -108,6 +108,11 @@ print(total, sha.hexdigest())' "$PORT"
 }
 
 @test "reader threads cancelled at random moments, 1,000 times: the engine's lock is never left held" {
+    # AddressSanitizer cannot follow the unwinding of a cancelled thread
+    # through instrumented frames: its own thread teardown then reports a
+    # stack-buffer-overflow in sigaltstack (a false report, in the ASan
+    # runtime). make test runs this test on the release build.
+    [[ ${NESTLS_BUILD:-} != */build-asan ]] || skip "AddressSanitizer misreads pthread_cancel's unwinding"
     echo_server_wrapped
     run --separate-stderr nestls_run "$POLICY" timeout 120 "$BUILD/tests/waitstress" cancel "$PORT" 1000
     assert_ok
@@ -156,7 +161,7 @@ print("end at %.3f %s" % (time.monotonic(), what), flush=True)' "$PORT" "$CERTS"
         fail "the peer saw the end $(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))' "$closed" "$ended") s after the close"
 }
 
-@test "SO_RCVLOWAT is the kernel's: a blocking recv() waits for that many bytes" {
+@test "SO_RCVLOWAT is the kernel's: a blocking recv() with 5 bytes there waits for 10" {
     echo_server_wrapped
     run --separate-stderr nestls_run "$POLICY" timeout 30 python3 -c '
 import socket, sys, threading, time
@@ -164,6 +169,7 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
 s.sendall(b"12345")
 threading.Timer(0.3, lambda: s.sendall(b"67890")).start()
+time.sleep(0.1)  # the first 5 bytes are there before the recv, and the rest is not
 print(s.recv(100).decode())' "$PORT"
     assert_ok
     assert_output "1234567890"

@@ -94,12 +94,14 @@ void nl_engine_release_input(const struct nl_input_claim *claims, const struct p
         if (c == NULL || c->read_gen != claims[i].gen)
             continue;
         c->direct_readers--;
-        /* Not while an exec hands the connections to a relay: the relay
-         * may already be reading this TCP socket. A thread cancelled in
-         * its wait (tcp NULL) only gives the input back. poll's revents
-         * bits are epoll's (POLLIN == EPOLLIN, ...). */
-        bool may_run = tcp != NULL && !nl_engine.frozen && !nl_engine.relay_mode;
-        run_for_waiter(c, may_run ? (uint32_t)tcp[i].revents : 0);
+        /* Not while an exec hands the connections to a relay, which may
+         * already be reading this TCP socket (and shares the epoll set):
+         * touch nothing. */
+        if (nl_engine.frozen || nl_engine.relay_mode)
+            continue;
+        /* A thread cancelled in its wait (tcp NULL) only gives the input
+         * back. poll's revents bits are epoll's (POLLIN == EPOLLIN, ...). */
+        run_for_waiter(c, tcp != NULL ? (uint32_t)tcp[i].revents : 0);
     }
     nl_err_program_end();
     nl_mutex_unlock(&nl_engine.lock);

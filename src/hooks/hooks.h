@@ -45,6 +45,9 @@ static inline bool nl_handler_inside_nestls(int fd)
     return nl_lock_held_here() && nl_wrapped_maybe(fd);
 }
 
+/* sockopt.c: the program has set SO_RCVLOWAT above 1 on some socket. */
+extern bool nl_rcvlowat_seen;
+
 /* wait.c: wait as ppoll(prog, nprog, timeout_ms, mask or the thread's
  * own mask) would, while
  * standing in for the engine on the TCP input of socks (see

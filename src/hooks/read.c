@@ -95,6 +95,13 @@ static ssize_t receive(int fd, void *buf, size_t len, int flags, bool via_read)
 {
     if (flags != 0 || len == 0 || !nl_wrapped_maybe(fd) || nl_lock_held_here())
         return usual(fd, buf, len, flags, via_read);
+    /* A non-blocking look would return fewer bytes than a low-water mark
+     * asks: once the program has set one, each read asks the kernel. */
+    int lowat = 1;
+    socklen_t ll = sizeof(lowat);
+    if (__atomic_load_n(&nl_rcvlowat_seen, __ATOMIC_RELAXED) &&
+        (nl_real.getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &ll) != 0 || lowat > 1))
+        return usual(fd, buf, len, flags, via_read);
     ssize_t n = nl_real.recv(fd, buf, len, MSG_DONTWAIT);
     if (n >= 0 || errno != EAGAIN)
         return n < 0 && errno == ENOTSOCK ? usual(fd, buf, len, flags, via_read) : n;

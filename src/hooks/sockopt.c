@@ -219,8 +219,14 @@ static int size_buffer(struct nl_sock *s, int fd, int name, const void *val, soc
     return 0;
 }
 
+bool nl_rcvlowat_seen;
+
 static int nl_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
+    /* (On any socket: it may be wrapped later; see hooks/read.c.) */
+    if (level == SOL_SOCKET && name == SO_RCVLOWAT && val != NULL && len >= sizeof(int) &&
+        *(const int *)val > 1)
+        __atomic_store_n(&nl_rcvlowat_seen, true, __ATOMIC_RELAXED);
     if (!applies_to_tcp(level, name) && !nl_wrapped_maybe(fd))
         return nl_real.setsockopt(fd, level, name, val, len);
     struct nl_sock *s = nl_wrapped_get(fd);

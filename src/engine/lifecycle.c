@@ -141,14 +141,19 @@ int nl_engine_move_end(struct nl_conn_end *e)
     if (moved < 0)
         return -1;
     nl_guard_add(moved);
+    /* A waiting thread's ppoll names the old number: the engine listens
+     * for the TCP input again itself (registered below with it). */
+    bool tcp_end = e->conn != NULL && e == &e->conn->tcp;
+    if (tcp_end && e->conn->direct_readers > 0) {
+        nl_direct_read_take_back(e->conn, false);
+        e->last_events = e->events;
+    }
     if (e->registered) {
         struct epoll_event ev = {.events = e->last_events, .data.ptr = e};
         nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_DEL, e->fd, NULL);
         nl_real.epoll_ctl(nl_engine.epfd, EPOLL_CTL_ADD, moved, &ev);
     }
-    if (e->conn != NULL && e == &e->conn->tcp) {
-        /* A waiting thread's ppoll names the old number. */
-        nl_direct_read_take_back(e->conn, false);
+    if (tcp_end) {
         nl_sock_lock();
         if (e->conn->sock)
             e->conn->sock->tcp_fd = moved;

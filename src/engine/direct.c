@@ -18,9 +18,7 @@
 #include "engine/engine_state.h"
 #include "engine/tls_error.h"
 
-/* The engine's connection of s, or NULL; the engine's lock is held (a
- * connection is only freed under it, so the pointer stays valid). */
-static struct nl_conn *conn_of(struct nl_sock *s)
+struct nl_conn *nl_engine_conn_of(struct nl_sock *s)
 {
     nl_sock_lock();
     struct nl_conn *c = s->engine_conn;
@@ -33,7 +31,7 @@ void nl_engine_program_closed(struct nl_sock *s)
     if (!nl_engine.running)
         return;
     nl_mutex_lock(&nl_engine.lock);
-    struct nl_conn *c = conn_of(s);
+    struct nl_conn *c = nl_engine_conn_of(s);
     if (c != NULL)
         nl_conn_program_closed(c);
     nl_mutex_unlock(&nl_engine.lock);
@@ -100,7 +98,7 @@ int nl_engine_half_close(struct nl_sock *s)
     if (!nl_engine.running)
         return 0;
     nl_mutex_lock(&nl_engine.lock);
-    struct nl_conn *c = conn_of(s);
+    struct nl_conn *c = nl_engine_conn_of(s);
     if (c != NULL && c->state < NL_CONN_CLOSING && !c->app_eof) {
         c->prog_shut_wr = true;
         nl_engine.run_all = true; /* run every connection once */
@@ -120,7 +118,7 @@ int nl_engine_size_buffer(struct nl_sock *s, int name, int bytes)
     if (!nl_engine.running)
         return 0;
     nl_mutex_lock(&nl_engine.lock);
-    struct nl_conn *c = conn_of(s);
+    struct nl_conn *c = nl_engine_conn_of(s);
     if (c != NULL && name == SO_RCVBUF && c->app.fd >= 0 && !c->app.retired)
         nl_real.setsockopt(c->app.fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
     if (c != NULL && bytes > 0 && (size_t)bytes < c->onion.cap)
@@ -144,7 +142,7 @@ ssize_t nl_engine_write_direct(struct nl_sock *s, const void *buf, size_t len)
     if (nl_mutex_trylock(&nl_engine.lock) != 0)
         return -1;
     ssize_t taken = -1;
-    struct nl_conn *c = conn_of(s);
+    struct nl_conn *c = nl_engine_conn_of(s);
     if (c != NULL && !nl_engine.frozen && !nl_engine.relay_mode && nl_conn_takes_direct(c)) {
         /* A trimmed connection had no trim scheduled: once it is busy
          * again, the engine must know to plan the next one. */

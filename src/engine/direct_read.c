@@ -27,15 +27,6 @@
 #include "engine/engine_state.h"
 #include "engine/tls_error.h"
 
-/* The engine's connection of s, or NULL (engine lock held). */
-static struct nl_conn *conn_of(struct nl_sock *s)
-{
-    nl_sock_lock();
-    struct nl_conn *c = s->engine_conn;
-    nl_sock_unlock();
-    return c;
-}
-
 size_t nl_engine_claim_input(struct nl_sock *const *socks, size_t n, struct nl_input_claim *claims,
                              struct pollfd *tcp)
 {
@@ -49,7 +40,7 @@ size_t nl_engine_claim_input(struct nl_sock *const *socks, size_t n, struct nl_i
     size_t claimed = 0;
     uint64_t now = nl_now_ms();
     for (size_t i = 0; i < n && !nl_engine.frozen && !nl_engine.relay_mode; i++) {
-        struct nl_conn *c = conn_of(socks[i]);
+        struct nl_conn *c = nl_engine_conn_of(socks[i]);
         if (c == NULL || !nl_conn_awaits_tcp_input(c))
             continue;
         c->direct_readers++;
@@ -89,7 +80,7 @@ void nl_engine_release_input(const struct nl_input_claim *claims, const struct p
     nl_mutex_lock(&nl_engine.lock);
     nl_err_program_begin(); /* the program's OpenSSL errors stay its own */
     for (size_t i = 0; i < n; i++) {
-        struct nl_conn *c = conn_of(claims[i].sock);
+        struct nl_conn *c = nl_engine_conn_of(claims[i].sock);
         /* Gone, or taken back by the engine (nl_direct_read_check). */
         if (c == NULL || c->read_gen != claims[i].gen)
             continue;

@@ -177,9 +177,10 @@ void *nl_engine_main(void *arg)
     nl_engine.thread_in = true;
     pthread_cond_broadcast(&nl_engine.changed);
     for (;;) {
-        int timeout = next_timeout_ms(nl_now_ms());
+        uint64_t before = nl_now_ms();
+        int timeout = next_timeout_ms(before);
         unsigned epoch = nl_engine.epoch;
-        nl_engine.sleep_until_ms = timeout < 0 ? UINT64_MAX : nl_now_ms() + (uint64_t)timeout;
+        nl_engine.sleep_until_ms = timeout < 0 ? UINT64_MAX : before + (uint64_t)timeout;
         nl_mutex_unlock(&nl_engine.lock);
         int n = nl_real.epoll_wait(nl_engine.epfd, evs, (int)NL_ARRAY_LEN(evs), timeout);
         nl_mutex_lock(&nl_engine.lock);

@@ -51,6 +51,9 @@ int nl_engine_add_locked(const struct nl_conn_spec *spec);
  * a connection or listener (re-registered in epoll), or a plain one. */
 int nl_engine_move_end(struct nl_conn_end *e);
 int nl_move_guarded(int *fd);
+/* The engine's connection of s, or NULL (direct.c). The engine's lock is
+ * held: a connection is only freed under it, so the pointer stays valid. */
+struct nl_conn *nl_engine_conn_of(struct nl_sock *s);
 /* A program thread waiting for a connection's TCP input itself
  * (direct_read.c) is checked on this often: the engine takes the input
  * back when it waits unread for that long. */

@@ -49,10 +49,9 @@ static inline bool nl_handler_inside_nestls(int fd)
 extern bool nl_rcvlowat_seen;
 
 /* wait.c: wait as ppoll(prog, nprog, timeout_ms, mask or the thread's
- * own mask) would, while
- * standing in for the engine on the TCP input of socks (see
- * engine/direct_read.c): the connections whose input came are run in
- * this thread before it returns. NL_WAIT_USUAL: it could stand in for
+ * own mask) would, while standing in for the engine on the TCP input of
+ * socks (see engine/direct_read.c): the connections whose input came are
+ * run in this thread before it returns. NL_WAIT_USUAL: it could stand in for
  * none of them, nothing was waited for. */
 enum nl_wait_result {
     NL_WAIT_USUAL,

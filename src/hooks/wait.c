@@ -30,6 +30,7 @@
 
 #include "common/fdtable.h"
 #include "common/real.h"
+#include "common/util.h"
 #include "engine/engine.h"
 #include "hooks/epoll_registry.h"
 #include "hooks/export.h"
@@ -41,20 +42,22 @@
 #define WAIT_MAX_SOCKS 16
 #define WAIT_MAX_FDS 64
 
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* What is left of a wait of timeout_ms (negative: none) begun at start. */
-static int left_ms(int timeout_ms, int64_t start)
+static int left_ms(int timeout_ms, uint64_t start)
 {
     if (timeout_ms < 0)
         return -1;
-    int64_t left = (int64_t)timeout_ms - (now_ms() - start);
+    int64_t left = (int64_t)timeout_ms - (int64_t)(nl_now_ms() - start);
     return left > 0 ? (int)left : 0;
+}
+
+/* ppoll's form of a poll timeout (negative: none, NULL). */
+static const struct timespec *timespec_of(int timeout_ms, struct timespec *ts)
+{
+    if (timeout_ms < 0)
+        return NULL;
+    *ts = (struct timespec){.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
+    return ts;
 }
 
 static void put_all(struct nl_sock **socks, size_t n)
@@ -125,14 +128,14 @@ int nl_wait_with_input(const struct pollfd *prog, size_t nprog, struct nl_sock *
     if (claimed == 0)
         return NL_WAIT_USUAL;
     memcpy(all, prog, nprog * sizeof(*prog));
-    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
+    struct timespec ts;
     /* Signals (blocked by the guard) and cancellation come only in here,
      * never while the engine's lock is held. */
     struct claimed held = {claims, claimed};
     int r;
     pthread_cleanup_push(give_back, &held);
     pthread_setcancelstate(g->cancel, NULL);
-    r = nl_real.ppoll(all, nprog + claimed, timeout_ms < 0 ? NULL : &ts, mask ? mask : &g->mask);
+    r = nl_real.ppoll(all, nprog + claimed, timespec_of(timeout_ms, &ts), mask ? mask : &g->mask);
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     pthread_cleanup_pop(0);
     int saved = errno;
@@ -188,7 +191,7 @@ static int stand_in(ask_fn ask, void *call, const struct pollfd *prog, size_t np
     int r = ask(call, 0, mask);
     if (r != 0)
         return r;
-    int64_t start = now_ms();
+    uint64_t start = nl_now_ms();
     struct nl_wait_guard g;
     nl_wait_guard_begin(&g);
     for (;;) {
@@ -224,8 +227,8 @@ static int ask_poll(void *call, int timeout_ms, const sigset_t *mask)
     struct poll_call *p = call;
     if (mask == NULL)
         return nl_real.poll(p->fds, p->nfds, timeout_ms);
-    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
-    return nl_real.ppoll(p->fds, p->nfds, timeout_ms < 0 ? NULL : &ts, mask);
+    struct timespec ts;
+    return nl_real.ppoll(p->fds, p->nfds, timespec_of(timeout_ms, &ts), mask);
 }
 
 static int wait_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)

@@ -45,6 +45,24 @@ static inline int tcp_socket_for(const char *prog, const char *host, const char 
     return fd;
 }
 
+/* A TCP socket connected to 127.0.0.1:PORT (blocking). -1 and a message
+ * on failure. */
+static inline int connect_loopback(const char *prog, const char *port)
+{
+    struct addrinfo *ai;
+    int fd = tcp_socket_for(prog, "127.0.0.1", port, 0, &ai);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        char e[128];
+        fprintf(stderr, "%s: connect: %s\n", prog, errno_text(errno, e, sizeof(e)));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
 /* Write all of buf; 0, or -1 with errno. */
 static inline int write_all(int fd, const void *buf, size_t len)
 {

@@ -53,13 +53,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *mode = argv[1];
-    struct addrinfo *ai;
-    sock = tcp_socket_for("readwait", "127.0.0.1", argv[2], 0, &ai);
-    if (sock < 0 || connect(sock, ai->ai_addr, ai->ai_addrlen) != 0) {
-        perror("readwait: connect");
+    sock = connect_loopback("readwait", argv[2]);
+    if (sock < 0)
         return 1;
-    }
-    freeaddrinfo(ai);
     struct sigaction sa = {.sa_handler = on_alarm};
     sa.sa_flags = strcmp(mode, "restart") == 0 ? SA_RESTART : 0;
     sigaction(SIGALRM, &sa, NULL);

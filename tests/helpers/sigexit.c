@@ -42,13 +42,9 @@ int main(int argc, char **argv)
 {
     if (argc != 4)
         return 2;
-    struct addrinfo *ai;
-    sock = tcp_socket_for("sigexit", "127.0.0.1", argv[1], 0, &ai);
-    if (sock < 0 || connect(sock, ai->ai_addr, ai->ai_addrlen) != 0) {
-        perror("sigexit: connect");
+    sock = connect_loopback("sigexit", argv[1]);
+    if (sock < 0)
         return 1;
-    }
-    freeaddrinfo(ai);
     limit = atoi(argv[3]);
     struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
     sigaction(SIGALRM, &sa, NULL);

@@ -127,13 +127,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: waitstress cancel|smallstack|closereset PORT [N]\n");
         return 2;
     }
-    struct addrinfo *ai;
-    sock = tcp_socket_for("waitstress", "127.0.0.1", argv[2], 0, &ai);
-    if (sock < 0 || connect(sock, ai->ai_addr, ai->ai_addrlen) != 0) {
-        perror("waitstress: connect");
+    sock = connect_loopback("waitstress", argv[2]);
+    if (sock < 0)
         return 1;
-    }
-    freeaddrinfo(ai);
     if (strcmp(argv[1], "cancel") == 0)
         return cancel(argc > 3 ? atoi(argv[3]) : 200);
     if (strcmp(argv[1], "smallstack") == 0)
